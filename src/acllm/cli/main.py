@@ -1,0 +1,111 @@
+"""The ``acllm`` command. The parser imports nothing heavy, so ``acllm --help`` stays fast;
+each command's module is imported only when that command runs.
+
+Exit codes: 0 success, 2 the caller's mistake (bad input or config), 3 a backend failed,
+1 a bug in acllm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from acllm import __version__
+
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_BACKEND = 0, 1, 2, 3
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
+    p.add_argument("--config", metavar="FILE", help="config file (default: ./acllm.toml)")
+    p.add_argument("--model", metavar="NAME", help="model from the config to use")
+
+
+def _text(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", nargs="?", help="the text; omit or '-' to read standard input")
+    p.add_argument("--lang", metavar="CODE", help="language of the text (default: detected)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acllm",
+        description="Private LLM applications on a local model or any OpenAI-compatible endpoint.",
+    )
+    parser.add_argument("--version", action="version", version=f"acllm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("translate", help="translate text (source language detected)")
+    _text(p)
+    p.add_argument("--to", dest="target", required=True, metavar="CODE", help="target language")
+    p.add_argument("--from", dest="source", metavar="CODE", help="source language")
+    _common(p)
+
+    p = sub.add_parser("sentiment", help="positive / negative / neutral with a score")
+    _text(p)
+    p.add_argument("--method", choices=["embedding", "generate"])
+    p.add_argument("--labels", help="comma-separated subset, e.g. positive,negative")
+    _common(p)
+
+    p = sub.add_parser("summarize", help="summarise text under a word budget")
+    _text(p)
+    p.add_argument("--max-words", type=int, default=60)
+    p.add_argument("--method", choices=["extractive", "generate"])
+    _common(p)
+
+    p = sub.add_parser("paraphrase", help="rewrite text, or --compare it with another")
+    _text(p)
+    p.add_argument("--compare", metavar="OTHER", help="say whether OTHER means the same as text")
+    p.add_argument("--method", choices=["embedding", "generate"])
+    p.add_argument("--threshold", type=float, help="similarity threshold for --compare")
+    _common(p)
+
+    p = sub.add_parser("correct", help="fix grammar and spelling, listing the edits")
+    _text(p)
+    _common(p)
+
+    p = sub.add_parser("check-rules", help="check text against natural-language rules")
+    _text(p)
+    p.add_argument("--rule", action="append", default=[], help="a rule (repeatable)")
+    p.add_argument("--rules-file", metavar="FILE", help="JSON list or one rule per line")
+    _common(p)
+
+    p = sub.add_parser("models", help="known model families, licences, what is installed")
+    _common(p)
+
+    p = sub.add_parser("config", help="show the effective configuration")
+    _common(p)
+    return parser
+
+
+_HANDLERS = {
+    "translate": "acllm.cli.tasks",
+    "sentiment": "acllm.cli.tasks",
+    "summarize": "acllm.cli.tasks",
+    "paraphrase": "acllm.cli.tasks",
+    "correct": "acllm.cli.tasks",
+    "check-rules": "acllm.cli.tasks",
+    "models": "acllm.cli.info",
+    "config": "acllm.cli.info",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from acllm.cli.output import fail
+    from acllm.errors import AcllmError
+
+    try:
+        module = importlib.import_module(_HANDLERS[args.command])
+        code: int = module.run(args)
+        return code
+    except AcllmError as exc:
+        return fail(exc, as_json=args.json)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

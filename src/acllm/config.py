@@ -1,0 +1,219 @@
+"""One typed config: ``acllm.toml`` plus ``ACLLM_*`` environment variables.
+
+Everything is built from it through :class:`acllm.runtime.Runtime`. Environment variables override
+the file; nesting uses a double underscore (``ACLLM_MODELS__LOCAL__THREADS=2``). Values are parsed as
+JSON where they parse (numbers, booleans, lists) and kept as strings otherwise. Secrets are never
+written in the config: a backend names the environment variable that holds them (``api_key_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from acllm import registry
+from acllm.errors import ConfigError
+
+ENV_PREFIX = "ACLLM_"
+CONFIG_FILE = "acllm.toml"
+_SECRET_SUFFIXES = ("api_key", "password", "secret", "token", "apikey")
+# ACLLM_* variables that steer tools rather than the config.
+_NOT_SETTINGS = {"ACLLM_CONFIG", "ACLLM_HOME", "ACLLM_BENCHMARKS", "ACLLM_WHEEL_CACHE"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendSpec(BaseModel):
+    """``backend`` picks the implementation; the other keys are that backend's options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    backend: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TaskSettings(Strict):
+    model: str | None = None  # None: the default model
+    embedder: str | None = None  # None: the default embedder
+    sentiment_method: Literal["embedding", "generate"] = "embedding"
+    paraphrase_method: Literal["embedding", "generate"] = "embedding"
+    summarize_method: Literal["extractive", "generate"] = "extractive"
+    max_input_tokens: int = Field(default=1500, gt=0)
+
+
+class KVSpec(BackendSpec):
+    backend: str = "sqlite"
+
+
+def _default_models() -> dict[str, BackendSpec]:
+    return {"local": BackendSpec(backend="local")}
+
+
+def _default_embedders() -> dict[str, BackendSpec]:
+    return {
+        "e5": BackendSpec(backend="e5"),
+        "minilm": BackendSpec(backend="minilm"),
+        "hash": BackendSpec(backend="hash"),
+    }
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "acllm"
+
+
+class Settings(Strict):
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    default_model: str = "local"
+    default_embedder: str = "e5"
+    languages: tuple[str, ...] = ("en", "es")
+    models: dict[str, BackendSpec] = Field(default_factory=_default_models)
+    embedders: dict[str, BackendSpec] = Field(default_factory=_default_embedders)
+    kv: KVSpec = Field(default_factory=KVSpec)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
+
+
+def _reject_literal_secrets(data: Any, path: str) -> None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = f"{path}.{k}" if path else str(k)
+            if str(k).lower().endswith(_SECRET_SUFFIXES) and not str(k).endswith("_env"):
+                raise ConfigError(
+                    key,
+                    "secrets are not written in the config",
+                    hint=f'set {k}_env = "VARIABLE" and export the secret there',
+                )
+            _reject_literal_secrets(v, key)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Nested dict from ``ACLLM_A__B=v`` variables (``ACLLM_CONFIG`` and ``ACLLM_HOME`` aside)."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if (
+            not name.startswith(ENV_PREFIX)
+            or name in _NOT_SETTINGS
+            or name.startswith("ACLLM_TEST")
+        ):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(name, "conflicts with another ACLLM_ variable")
+        node[parts[-1]] = _parse_env_value(raw)
+    if "ACLLM_HOME" in environ:
+        out.setdefault("data_dir", environ["ACLLM_HOME"])
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "__").upper()
+
+
+def _first_error(exc: ValidationError, environ: dict[str, str] | None = None) -> ConfigError:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    if environ and _env_name(key) in environ:
+        key = f"{key} (from {_env_name(key)})"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    return ConfigError(key, msg, hint="see docs/configuration.md for the settings")
+
+
+def _validate_backends(settings: Settings) -> None:
+    groups: list[tuple[registry.Kind, str, dict[str, BackendSpec]]] = [
+        ("chat", "models", settings.models),
+        ("embedder", "embedders", settings.embedders),
+        ("kv", "kv", {"": settings.kv}),
+    ]
+    for kind, section, specs in groups:
+        for name, spec in specs.items():
+            where = f"{section}.{name}" if name else section
+            backend = registry.get(kind, spec.backend, key=f"{where}.backend")
+            try:
+                backend.options.model_validate(spec.options())
+            except ValidationError as exc:
+                inner = _first_error(exc)
+                raise ConfigError(
+                    f"{where}.{inner.key}", inner.message.split(": ", 1)[1], hint=inner.hint
+                ) from None
+    if settings.default_model not in settings.models:
+        raise ConfigError(
+            "default_model",
+            f"no model named '{settings.default_model}'",
+            hint=f"define [models.{settings.default_model}] or pick one of "
+            f"{sorted(settings.models)}",
+        )
+    if settings.default_embedder not in settings.embedders:
+        raise ConfigError(
+            "default_embedder",
+            f"no embedder named '{settings.default_embedder}'",
+            hint=f"pick one of {sorted(settings.embedders)}",
+        )
+
+
+def find_config_file(explicit: str | Path | None, environ: dict[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("ACLLM_CONFIG"):
+        return Path(environ["ACLLM_CONFIG"])
+    local = Path.cwd() / CONFIG_FILE
+    return local if local.exists() else None
+
+
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read the config file (if any) and the environment; raise ConfigError naming a bad key."""
+    env = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    file = find_config_file(path, env)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                "ACLLM_CONFIG" if not path else "--config", f"config file {file} does not exist"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"not valid TOML: {exc}") from None
+    data = _merge(data, env_overrides(env))
+    # A user's [models.x] adds to the built-in entries rather than replacing them.
+    for section, defaults in (("models", _default_models()), ("embedders", _default_embedders())):
+        if isinstance(data.get(section), dict):
+            base = {k: v.model_dump() for k, v in defaults.items()}
+            data[section] = _merge(base, data[section])
+    _reject_literal_secrets(data, "")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, env) from None
+    _validate_backends(settings)
+    return settings

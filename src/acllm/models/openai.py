@@ -1,0 +1,278 @@
+"""ChatModel for any OpenAI-compatible server: vLLM, Ollama, llama.cpp server, OpenAI itself.
+
+Each call opens its own ``httpx.AsyncClient``: a pooled client is bound to the event loop that first
+used it and must be closed explicitly, which the ChatModel seam has no place for. Against a model
+server the connection setup is small next to generation time; the TLS context is built once and
+shared so an https endpoint does not reload certificates per call.
+
+The HTTP helpers here (error mapping, Retry-After, API key) are shared with ``acllm.embed.openai``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import cache
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from acllm.errors import (
+    ConfigError,
+    RateLimitedError,
+    RetryableError,
+    ServiceError,
+    UpstreamTimeoutError,
+)
+from acllm.models.base import check_budget
+from acllm.registry import Backend
+from acllm.types import ChatOptions, Delta, Message, Reply, Usage
+
+_HINT_DOWN = "is the server running? check base_url"
+
+
+class OpenAIOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str  # up to and including the version, e.g. http://localhost:8000/v1
+    model: str
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    context_window: int = Field(default=8192, gt=0)
+    timeout: float = Field(default=60, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+# --- HTTP helpers shared with the embedder -------------------------------------------------------
+
+
+def read_api_key(env_name: str | None) -> str | None:
+    """The key from the named variable; ConfigError when it is named but unset (fail at build)."""
+    if env_name is None:
+        return None
+    key = os.environ.get(env_name)
+    if not key:
+        raise ConfigError(
+            "api_key_env",
+            f"environment variable {env_name} is not set",
+            hint=f"export {env_name}=<your key>, or remove api_key_env for a server without keys",
+        )
+    return key
+
+
+def request_headers(api_key: str | None, extra: dict[str, str]) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return {**headers, **extra}
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def tls_verify(base_url: str) -> ssl.SSLContext | bool:
+    return _tls_context() if base_url.startswith("https://") else True
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def status_error(base_url: str, status: int, body: str, headers: httpx.Headers) -> ServiceError:
+    """The acllm error for an HTTP error status: 429 and 5xx are retryable, other 4xx are not."""
+    msg = f"{base_url} answered HTTP {status}: {body[:300]}"
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return RateLimitedError(msg, status=429, body=body, retry_after=retry_after)
+    if status >= 500:
+        return RetryableError(msg, status=status, body=body)
+    return ServiceError(msg, status=status, body=body)
+
+
+@contextmanager
+def mapped_errors(base_url: str) -> Iterator[None]:
+    """Turn httpx transport failures into acllm's retryable/non-retryable service errors."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeoutError(
+            f"{base_url} timed out ({type(exc).__name__})", hint="raise timeout or check the server"
+        ) from exc
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        # Refused, reset or closed mid-answer: the server may be restarting, so worth a retry.
+        raise RetryableError(f"cannot reach {base_url}: {exc}", hint=_HINT_DOWN) from exc
+    except httpx.TransportError as exc:
+        raise ServiceError(f"request to {base_url} failed: {exc}", hint=_HINT_DOWN) from exc
+
+
+def parse_json(base_url: str, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ServiceError(f"{base_url} sent malformed JSON", body=text[:2000]) from None
+    if not isinstance(data, dict):
+        raise ServiceError(f"{base_url} sent JSON that is not an object", body=text[:2000])
+    return data
+
+
+# --- the chat model ------------------------------------------------------------------------------
+
+
+class OpenAIChat:
+    """Chat over ``POST {base_url}/chat/completions``, plain or streamed as server-sent events."""
+
+    def __init__(self, options: OpenAIOptions, *, api_key: str | None = None) -> None:
+        self.options = options
+        self.name = options.model
+        self._url = f"{options.base_url}/chat/completions"
+        self._headers = request_headers(api_key, options.headers)
+
+    @property
+    def context_window(self) -> int:
+        return self.options.context_window
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """An over-estimate: a remote model's tokenizer is not at hand.
+
+        Three characters per token (real tokenizers average about four for English and Spanish)
+        plus four tokens of chat-template framing per message, so a prompt that passes the budget
+        check fits the server's window too.
+        """
+        return sum(math.ceil(len(m.content) / 3) + 4 for m in messages) + 3
+
+    def _body(self, messages: Sequence[Message], opts: ChatOptions, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.options.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": opts.max_tokens,
+            "temperature": opts.temperature,
+            "top_p": opts.top_p,
+        }
+        if opts.stop:
+            body["stop"] = list(opts.stop)
+        if opts.seed is not None:
+            body["seed"] = opts.seed
+        if opts.schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": opts.schema, "strict": True},
+            }
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _client(self, opts: ChatOptions) -> httpx.AsyncClient:
+        timeout = opts.timeout if opts.timeout is not None else self.options.timeout
+        return httpx.AsyncClient(
+            timeout=timeout, headers=self._headers, verify=tls_verify(self.options.base_url)
+        )
+
+    async def chat(self, messages: Sequence[Message], opts: ChatOptions | None = None) -> Reply:
+        opts = opts or ChatOptions()
+        prompt = check_budget(self, messages, opts.max_tokens)
+        base = self.options.base_url
+        start = time.perf_counter()
+        with mapped_errors(base):
+            async with self._client(opts) as client:
+                resp = await client.post(self._url, json=self._body(messages, opts, False))
+        if resp.status_code >= 400:
+            raise status_error(base, resp.status_code, resp.text, resp.headers)
+        data = parse_json(base, resp.text)
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            finish = choice.get("finish_reason") or "stop"
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ServiceError(f"{base} sent no choices", body=resp.text[:2000]) from None
+        usage = _usage(data.get("usage"), prompt, text)
+        usage.latency_s = time.perf_counter() - start
+        model = str(data.get("model") or self.name)
+        return Reply(text=text, model=model, usage=usage, finish_reason=finish)
+
+    async def stream(
+        self, messages: Sequence[Message], opts: ChatOptions | None = None
+    ) -> AsyncIterator[Delta]:
+        opts = opts or ChatOptions()
+        prompt = check_budget(self, messages, opts.max_tokens)
+        base = self.options.base_url
+        start = time.perf_counter()
+        parts: list[str] = []
+        finish: str | None = None
+        raw_usage: Any = None
+        done = False
+        with mapped_errors(base):
+            async with (
+                self._client(opts) as client,
+                client.stream("POST", self._url, json=self._body(messages, opts, True)) as resp,
+            ):
+                if resp.status_code >= 400:
+                    body = (await resp.aread()).decode(errors="replace")
+                    raise status_error(base, resp.status_code, body, resp.headers)
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, ": keep-alive" comments, event: lines
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        done = True
+                        break
+                    chunk = parse_json(base, payload)
+                    if "error" in chunk:
+                        raise ServiceError(f"{base} failed mid-stream", body=payload[:2000])
+                    raw_usage = chunk.get("usage") or raw_usage
+                    for choice in chunk.get("choices") or []:
+                        finish = choice.get("finish_reason") or finish
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            parts.append(piece)
+                            yield Delta(piece)
+        if not done and finish is None:
+            # An HTTP/1.0 server that dies mid-answer looks like a clean end of the body.
+            raise RetryableError(f"{base} ended the stream early", hint=_HINT_DOWN)
+        usage = _usage(raw_usage, prompt, "".join(parts))
+        usage.latency_s = time.perf_counter() - start
+        yield Delta("", finish_reason=finish or "stop", usage=usage)
+
+
+def _usage(raw: Any, prompt_estimate: int, text: str) -> Usage:
+    """Usage the server reported; our estimates where it reported none (some servers don't)."""
+    if isinstance(raw, dict) and "prompt_tokens" in raw:
+        return Usage(int(raw["prompt_tokens"]), int(raw.get("completion_tokens") or 0))
+    return Usage(prompt_estimate, math.ceil(len(text) / 3))
+
+
+def build(options: OpenAIOptions, runtime: Any) -> OpenAIChat:
+    return OpenAIChat(options, api_key=read_api_key(options.api_key_env))
+
+
+BACKEND = Backend(
+    "chat", "openai", OpenAIOptions, build, "any OpenAI-compatible server (vLLM, Ollama, OpenAI)"
+)
