@@ -35,8 +35,9 @@ def test_e5_batches_are_normalised_and_order_preserving(e5: E5Embedder) -> None:
 
 def test_e5_is_cross_lingual(e5: E5Embedder) -> None:
     q = e5.embed(["¿Dónde puedo aparcar el coche?"], kind="query")[0]
-    docs = e5.embed(["Parking for cars is behind the building.",
-                     "The cafeteria serves lunch at noon."])
+    docs = e5.embed(
+        ["Parking for cars is behind the building.", "The cafeteria serves lunch at noon."]
+    )
     assert docs[0] @ q > docs[1] @ q
 
 

@@ -52,15 +52,20 @@ async def test_abandoned_stream_stops_and_frees_the_model(local_model: LocalChat
     "question",
     ["Is Paris in France? Answer as JSON.", "¿Está Madrid en España? Responde en JSON."],
 )
-async def test_schema_constrains_output_to_valid_json(local_model: LocalChat, question: str) -> None:
+async def test_schema_constrains_output_to_valid_json(
+    local_model: LocalChat, question: str
+) -> None:
     schema = {
         "type": "object",
         "required": ["answer", "confidence"],
-        "properties": {"answer": {"type": "boolean"},
-                       "confidence": {"enum": ["low", "medium", "high"]}},
+        "properties": {
+            "answer": {"type": "boolean"},
+            "confidence": {"enum": ["low", "medium", "high"]},
+        },
     }
-    reply = await local_model.chat([Message("user", question)],
-                                   ChatOptions(max_tokens=40, schema=schema))
+    reply = await local_model.chat(
+        [Message("user", question)], ChatOptions(max_tokens=40, schema=schema)
+    )
     data = json.loads(reply.text)
     assert isinstance(data["answer"], bool) and data["confidence"] in ("low", "medium", "high")
 
@@ -76,8 +81,9 @@ async def test_prompt_over_the_window_is_an_error_that_says_by_how_much(
     assert info.value.over == needed - local_model.context_window
 
 
-def test_any_gguf_path_works_and_bad_files_are_clear(local_model: LocalChat,
-                                                     tmp_path: Path) -> None:
+def test_any_gguf_path_works_and_bad_files_are_clear(
+    local_model: LocalChat, tmp_path: Path
+) -> None:
     same = LocalChat(LocalOptions(path=str(local_model.path), n_ctx=512, threads=1))
     assert same.context_window == 512 and same.chat_sync(ASK, ChatOptions(max_tokens=3)).text
     with pytest.raises(UserError, match="not found"):

@@ -8,7 +8,6 @@ from email.utils import formatdate
 
 import numpy as np
 import pytest
-from faultserver import FaultServer, unused_url
 from pydantic import ValidationError
 
 from acllm.embed.openai import OpenAIEmbedder, OpenAIEmbedOptions
@@ -23,6 +22,7 @@ from acllm.errors import (
 )
 from acllm.models.openai import OpenAIChat, OpenAIOptions, build, parse_retry_after
 from acllm.types import ChatOptions, Delta, Message
+from faultserver import FaultServer, unused_url
 
 HI = [Message("system", "Be brief."), Message("user", "Say hello.")]
 
@@ -63,7 +63,9 @@ async def test_chat_returns_text_usage_and_sends_the_request(srv: FaultServer) -
     assert "authorization" not in req.headers
 
 
-async def test_api_key_and_headers_are_sent(srv: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_api_key_and_headers_are_sent(
+    srv: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ACLLM_TEST_KEY", "sk-test")
     opts = OpenAIOptions(
         base_url=srv.base_url, model="m", api_key_env="ACLLM_TEST_KEY", headers={"X-Org": "o"}
@@ -247,6 +249,7 @@ def test_embeddings_are_normalised_batched_and_ordered(srv: FaultServer) -> None
     np.testing.assert_allclose(emb.embed(["three"])[0], vecs[2], rtol=1e-6)
     assert emb.dim == 8
     assert emb.name == "e"
+    assert emb.embed("one").shape == (1, 8)  # a bare string is one text, not five characters
 
 
 def test_embedding_prefixes_and_dim_discovery(srv: FaultServer) -> None:

@@ -40,8 +40,16 @@ def test_every_prompt_file_is_versioned_and_renders(name: str) -> None:
     assert prompt.version >= 1
     assert prompt.examples, "small models need few-shot examples"
     assert {e.lang.split("-")[0] for e in prompt.examples} >= {"en", "es"}
-    values = {"text": "TEXT", "source": "English", "target": "Spanish", "labels": "a, b",
-              "max_words": "20", "a": "A", "b": "B", "rule": "RULE"}
+    values = {
+        "text": "TEXT",
+        "source": "English",
+        "target": "Spanish",
+        "labels": "a, b",
+        "max_words": "20",
+        "a": "A",
+        "b": "B",
+        "rule": "RULE",
+    }
     messages = prompt.render(lang="es", **values)
     assert messages[0].role == "system" and messages[-1].role == "user"
     assert "$" not in messages[-1].content  # every placeholder filled
@@ -52,16 +60,21 @@ def test_every_prompt_file_is_versioned_and_renders(name: str) -> None:
 def test_examples_in_the_texts_language_are_used_alone() -> None:
     messages = load("correct").render(lang="es", text="hola")
     shots = [m.content for m in messages[1:-1]]
-    assert shots and all(any(c in s for c in "áéíóúñ¿") or "ofisina" in s or "manzana" in s
-                         for s in shots[::2])
+    assert shots and all(
+        any(c in s for c in "áéíóúñ¿") or "ofisina" in s or "manzana" in s for s in shots[::2]
+    )
 
 
 async def test_translate_sends_language_pair_examples_and_returns_schema() -> None:
     c = ctx("¿Dónde está el hotel?")
     result = await translate(c, "Where is the hotel?", target="es")
     jsonschema.validate(result, SCHEMAS["translate"])
-    assert result == {**result, "translation": "¿Dónde está el hotel?", "source_lang": "en",
-                      "target_lang": "es"}
+    assert result == {
+        **result,
+        "translation": "¿Dónde está el hotel?",
+        "source_lang": "en",
+        "target_lang": "es",
+    }
     sent, _ = c.model.calls[0]  # type: ignore[attr-defined]
     assert "from English to Spanish" in sent[0].content
     assert sent[1].content == "Where is the train station?"  # an en-es example
@@ -123,9 +136,14 @@ async def test_sentiment_rejects_bad_labels_and_garbage_json() -> None:
 
 
 async def test_summarize_extractive_keeps_order_and_budget() -> None:
-    text = ("The council approved the budget on Monday. " "Spending on buses rises. "
-            "The weather was sunny. " "The budget includes money for buses and trains. "
-            "A dog barked somewhere. " "The council budget takes effect in January.")
+    text = (
+        "The council approved the budget on Monday. "
+        "Spending on buses rises. "
+        "The weather was sunny. "
+        "The budget includes money for buses and trains. "
+        "A dog barked somewhere. "
+        "The council budget takes effect in January."
+    )
     result = await summarize(ctx(), text, max_words=16)
     jsonschema.validate(result, SCHEMAS["summarize"])
     assert result["words"] <= 16
@@ -163,8 +181,10 @@ async def test_paraphrase_and_same_meaning() -> None:
 
 def test_word_edits_match_the_change() -> None:
     edits = word_edits("She have two cat .", "She has two cats .")
-    assert edits == [{"original": "have", "replacement": "has", "offset": 4},
-                     {"original": "cat", "replacement": "cats", "offset": 13}]
+    assert edits == [
+        {"original": "have", "replacement": "has", "offset": 4},
+        {"original": "cat", "replacement": "cats", "offset": 13},
+    ]
     assert word_edits("same text", "same text") == []
     inserted = word_edits("a c", "a b c")
     assert inserted == [{"original": "", "replacement": "b", "offset": 2}]
@@ -189,8 +209,13 @@ async def test_check_rules_one_verdict_per_rule() -> None:
 
 @pytest.mark.parametrize(
     ("rules", "message"),
-    [([], "empty"), ("[1, 2]", "list of strings"), ("[not json", "not valid JSON"),
-     (["x" * 600], "longer than"), ([f"rule {i}" for i in range(60)], "at most")],
+    [
+        ([], "empty"),
+        ("[1, 2]", "list of strings"),
+        ("[not json", "not valid JSON"),
+        (["x" * 600], "longer than"),
+        ([f"rule {i}" for i in range(60)], "at most"),
+    ],
 )
 def test_invalid_rules_lists(rules: object, message: str) -> None:
     with pytest.raises(UserError, match=message):
@@ -199,7 +224,9 @@ def test_invalid_rules_lists(rules: object, message: str) -> None:
 
 def test_rules_from_text_and_files(tmp_path: Path) -> None:
     assert parse_rules("- Be polite\n# comment\n* Mention the price\n") == [
-        "Be polite", "Mention the price"]
+        "Be polite",
+        "Mention the price",
+    ]
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(["A", "B"]))
     assert parse_rules(path) == ["A", "B"]

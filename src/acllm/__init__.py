@@ -33,7 +33,29 @@ _EXPORTS = {
     "ConfigError": "acllm.errors",
     "ContextOverflowError": "acllm.errors",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "KV",
+    "AcllmError",
+    "ChatModel",
+    "ChatOptions",
+    "ConfigError",
+    "ContextOverflowError",
+    "Delta",
+    "Embedder",
+    "FakeChatModel",
+    "HashEmbedder",
+    "MemoryKV",
+    "Message",
+    "Reply",
+    "Runtime",
+    "ServiceError",
+    "Settings",
+    "TaskContext",
+    "Tasks",
+    "Usage",
+    "UserError",
+    "load_settings",
+]
 
 if TYPE_CHECKING:
     from acllm.config import Settings, load_settings

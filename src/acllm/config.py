@@ -91,6 +91,9 @@ def _reject_literal_secrets(data: Any, path: str) -> None:
                     hint=f'set {k}_env = "VARIABLE" and export the secret there',
                 )
             _reject_literal_secrets(v, key)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            _reject_literal_secrets(item, f"{path}[{i}]")
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -136,18 +139,18 @@ def _env_name(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "__").upper()
 
 
-def _first_error(exc: ValidationError, environ: dict[str, str] | None = None) -> ConfigError:
+def _first_error(
+    exc: ValidationError, environ: dict[str, str] | None = None, prefix: str = ""
+) -> ConfigError:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    key = ".".join([prefix, *(str(p) for p in err["loc"])]).strip(".") or "(root)"
+    msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
     if environ and _env_name(key) in environ:
-        key = f"{key} (from {_env_name(key)})"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown setting"
+        msg += f" (set by {_env_name(key)})"
     return ConfigError(key, msg, hint="see docs/configuration.md for the settings")
 
 
-def _validate_backends(settings: Settings) -> None:
+def _validate_backends(settings: Settings, environ: dict[str, str]) -> None:
     groups: list[tuple[registry.Kind, str, dict[str, BackendSpec]]] = [
         ("chat", "models", settings.models),
         ("embedder", "embedders", settings.embedders),
@@ -160,10 +163,7 @@ def _validate_backends(settings: Settings) -> None:
             try:
                 backend.options.model_validate(spec.options())
             except ValidationError as exc:
-                inner = _first_error(exc)
-                raise ConfigError(
-                    f"{where}.{inner.key}", inner.message.split(": ", 1)[1], hint=inner.hint
-                ) from None
+                raise _first_error(exc, environ, prefix=where) from None
     if settings.default_model not in settings.models:
         raise ConfigError(
             "default_model",
@@ -204,6 +204,10 @@ def load_settings(
             ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(file), f"not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(str(file), "config file is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(str(file), f"cannot read the config file: {exc.strerror}") from None
     data = _merge(data, env_overrides(env))
     # A user's [models.x] adds to the built-in entries rather than replacing them.
     for section, defaults in (("models", _default_models()), ("embedders", _default_embedders())):
@@ -215,5 +219,5 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, env) from None
-    _validate_backends(settings)
+    _validate_backends(settings, env)
     return settings

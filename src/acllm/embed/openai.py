@@ -9,13 +9,13 @@ socket outlives the call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acllm.embed.base import EmbedKind, Vectors, batched, normalise
 from acllm.errors import ServiceError
 from acllm.models.openai import (
     mapped_errors,
@@ -64,28 +64,24 @@ class OpenAIEmbedder:
         assert self._dim is not None  # set by the probe or it raised
         return self._dim
 
-    def embed(
-        self, texts: Sequence[str], kind: Literal["query", "passage"] = "passage"
-    ) -> npt.NDArray[np.float32]:
+    @dim.setter
+    def dim(self, value: int) -> None:  # the Embedder seam declares dim a plain attribute
+        self._dim = value
+
+    def embed(self, texts: Sequence[str], kind: EmbedKind = "passage") -> Vectors:
         if isinstance(texts, str):
             texts = [texts]  # a bare string would otherwise be embedded character by character
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.options.query_prefix if kind == "query" else self.options.passage_prefix
         inputs = [prefix + t for t in texts]
-        size = self.options.batch_size
         base = self.options.base_url
-        with (
-            mapped_errors(base),
-            httpx.Client(
-                timeout=self.options.timeout, headers=self._headers, verify=tls_verify(base)
-            ) as client,
-        ):
-            rows = [
-                r
-                for i in range(0, len(inputs), size)
-                for r in self._batch(client, inputs[i : i + size])
-            ]
+        client = httpx.Client(
+            timeout=self.options.timeout, headers=self._headers, verify=tls_verify(base)
+        )
+        with mapped_errors(base), client:
+            batches = batched(inputs, self.options.batch_size)
+            rows = [row for batch in batches for row in self._batch(client, list(batch))]
         vectors = np.asarray(rows, dtype=np.float32)
         if self._dim is None:
             self._dim = int(vectors.shape[1])
@@ -94,8 +90,7 @@ class OpenAIEmbedder:
                 f"{base} returned {vectors.shape[1]}-dimensional vectors, expected {self._dim}",
                 hint="fix the embedder's dim option or the served model",
             )
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, np.float32(1e-12))  # type: ignore[no-any-return]
+        return normalise(vectors)
 
     def _batch(self, client: httpx.Client, inputs: list[str]) -> list[list[float]]:
         base = self.options.base_url
