@@ -15,7 +15,7 @@ import pytest
 
 from acllm import registry
 from acllm.config import KVSpec, Settings
-from acllm.errors import ServiceError, UserError
+from acllm.errors import ServiceError
 from acllm.kv.base import KV
 from acllm.kv.memory import MemoryKV
 from acllm.kv.sqlite import SCHEMA_VERSION, SQLiteKV, SQLiteOptions
@@ -152,35 +152,6 @@ def test_garbage_file_is_a_service_error(tmp_path: Path) -> None:
 def test_directory_at_path_is_a_service_error(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="cannot open"):
         SQLiteKV(tmp_path)
-
-
-def test_incr_on_non_integer_is_user_error(db: SQLiteKV) -> None:
-    for i, value in enumerate([b"abc", b"", b"1.5", b" 3", b"\xff"]):
-        db.set(f"k{i}", value)
-        with pytest.raises(UserError, match="not an integer"):
-            db.incr(f"k{i}")
-        assert db.get(f"k{i}") == value  # left untouched
-
-
-@pytest.mark.parametrize("key", ["", None, 3, b"bytes"])
-def test_bad_keys_are_user_errors(db: SQLiteKV, key: object) -> None:
-    for call in (
-        lambda: db.get(key),  # type: ignore[arg-type]
-        lambda: db.set(key, b"v"),  # type: ignore[arg-type]
-        lambda: db.incr(key),  # type: ignore[arg-type]
-        lambda: db.set_if_absent(key, b"v"),  # type: ignore[arg-type]
-        lambda: db.delete(key),  # type: ignore[arg-type]
-        lambda: db.ttl(key),  # type: ignore[arg-type]
-    ):
-        with pytest.raises(UserError, match="non-empty strings"):
-            call()
-
-
-@pytest.mark.parametrize("ttl", [0, -1, float("nan")])
-def test_bad_ttl_is_user_error(db: SQLiteKV, ttl: float) -> None:
-    with pytest.raises(UserError, match="ttl"):
-        db.set("k", b"v", ttl=ttl)
-    assert db.get("k") is None
 
 
 def test_expired_keys_are_purged(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from acllm.errors import UserError
 from acllm.kv.base import KV
 
 SHORT = 0.2  # seconds: a TTL that expires within a test
@@ -155,3 +156,29 @@ class KVConformance:
             t.join()
         assert errors == []
         assert kv.get("hits") == str(threads * each).encode()
+
+    def test_incr_on_non_integer_is_user_error(self, kv: KV) -> None:
+        for i, value in enumerate([b"abc", b"", b"1.5", b" 3", b"\xff"]):
+            kv.set(f"k{i}", value)
+            with pytest.raises(UserError, match="not an integer"):
+                kv.incr(f"k{i}")
+            assert kv.get(f"k{i}") == value  # left untouched
+
+    @pytest.mark.parametrize("key", ["", None, 3, b"bytes"])
+    def test_bad_keys_are_user_errors(self, kv: KV, key: object) -> None:
+        for call in (
+            lambda: kv.get(key),  # type: ignore[arg-type]
+            lambda: kv.set(key, b"v"),  # type: ignore[arg-type]
+            lambda: kv.incr(key),  # type: ignore[arg-type]
+            lambda: kv.set_if_absent(key, b"v"),  # type: ignore[arg-type]
+            lambda: kv.delete(key),  # type: ignore[arg-type]
+            lambda: kv.ttl(key),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(UserError, match="non-empty strings"):
+                call()
+
+    @pytest.mark.parametrize("ttl", [0, -1, float("nan")])
+    def test_bad_ttl_is_user_error(self, kv: KV, ttl: float) -> None:
+        with pytest.raises(UserError, match="ttl"):
+            kv.set("k", b"v", ttl=ttl)
+        assert kv.get("k") is None

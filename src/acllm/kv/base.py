@@ -7,7 +7,12 @@ expire; ``None`` keeps it until deleted. Every backend passes tests/conformance/
 
 from __future__ import annotations
 
+import re
 from typing import Protocol, runtime_checkable
+
+from acllm.errors import UserError
+
+INTEGER = re.compile(rb"-?[0-9]+")  # what incr accepts: as strict as Redis, no spaces or "1_0"
 
 
 @runtime_checkable
@@ -38,3 +43,17 @@ class KV(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_key(key: object, ttl: float | None = None) -> None:
+    """The argument checks every backend applies, so they all fail the same way."""
+    if not isinstance(key, str) or not key:
+        raise UserError(f"KV keys are non-empty strings, got {key!r}")
+    if ttl is not None and not ttl > 0:  # `not >` also rejects NaN
+        raise UserError(f"KV ttl must be a positive number of seconds or None, got {ttl!r}")
+
+
+def as_integer(key: str, raw: bytes) -> int:
+    if not INTEGER.fullmatch(raw):
+        raise UserError(f"KV key {key!r} holds a value that is not an integer; cannot incr")
+    return int(raw)

@@ -10,7 +10,6 @@ filesystem: do not put the file on a network share.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from acllm.errors import ServiceError, UserError
+from acllm.kv.base import as_integer, check_key
 from acllm.registry import Backend
 
 if TYPE_CHECKING:
@@ -40,14 +40,6 @@ BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another process's write loc
 SWEEP_EVERY = 500  # writes between purges of every expired key (single keys are purged on write)
 
 _LIVE = "key = ? AND (expires IS NULL OR expires > ?)"
-_INTEGER = re.compile(rb"-?[0-9]+")  # what incr accepts: as strict as Redis, no spaces or "1_0"
-
-
-def _check(key: object, ttl: float | None = None) -> None:
-    if not isinstance(key, str) or not key:
-        raise UserError(f"KV keys are non-empty strings, got {key!r}")
-    if ttl is not None and not ttl > 0:  # `not >` also rejects NaN
-        raise UserError(f"KV ttl must be a positive number of seconds or None, got {ttl!r}")
 
 
 def _expiry(ttl: float | None, now: float) -> float | None:
@@ -148,19 +140,19 @@ class SQLiteKV:
         )
 
     def get(self, key: str) -> bytes | None:
-        _check(key)
+        check_key(key)
         with self._db() as conn:
             row = conn.execute(f"SELECT value FROM kv WHERE {_LIVE}", (key, time.time())).fetchone()
         return None if row is None else bytes(row[0])
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        _check(key, ttl)
+        check_key(key, ttl)
         data = bytes(value)
         with self._write() as (conn, now):
             self._put(conn, key, data, _expiry(ttl, now))
 
     def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        _check(key, ttl)
+        check_key(key, ttl)
         data = bytes(value)
         with self._write() as (conn, now):
             if conn.execute(f"SELECT 1 FROM kv WHERE {_LIVE}", (key, now)).fetchone():
@@ -169,7 +161,7 @@ class SQLiteKV:
             return True
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
-        _check(key, ttl)
+        check_key(key, ttl)
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise UserError(f"KV incr amount must be an integer, got {amount!r}")
         with self._write() as (conn, now):
@@ -177,15 +169,13 @@ class SQLiteKV:
             row = conn.execute(query, (key, now)).fetchone()
             if row is None:  # missing or expired: a new window starts with this call's ttl
                 value, expires = amount, _expiry(ttl, now)
-            elif _INTEGER.fullmatch(bytes(row[0])):
-                value, expires = int(bytes(row[0])) + amount, row[1]  # fixed window keeps its end
-            else:
-                raise UserError(f"KV key {key!r} holds a value that is not an integer; cannot incr")
+            else:  # a fixed window keeps its end
+                value, expires = as_integer(key, bytes(row[0])) + amount, row[1]
             self._put(conn, key, str(value).encode(), expires)
             return value
 
     def delete(self, key: str) -> bool:
-        _check(key)
+        check_key(key)
         with self._write() as (conn, now):
             live = conn.execute(f"DELETE FROM kv WHERE {_LIVE}", (key, now)).rowcount > 0
             if not live:
@@ -193,7 +183,7 @@ class SQLiteKV:
             return live
 
     def ttl(self, key: str) -> float | None:
-        _check(key)
+        check_key(key)
         with self._db() as conn:
             now = time.time()
             row = conn.execute(f"SELECT expires FROM kv WHERE {_LIVE}", (key, now)).fetchone()
