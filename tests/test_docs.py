@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from acllm.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,3 +22,15 @@ def test_configuration_reference_example_is_valid(tmp_path: Path) -> None:
     assert settings.models["main"].backend == "router"
     assert settings.models["local"].options()["threads"] == 1
     assert settings.tasks.max_input_tokens == 1500
+
+
+@pytest.mark.model
+def test_readme_python_snippet_runs(home: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert snippet is not None
+    printed: list[object] = []
+    exec(snippet.group(1), {"print": printed.append})
+    translated, sentiment = printed
+    assert isinstance(translated, dict) and translated["source_lang"] == "es"
+    assert isinstance(sentiment, dict) and sentiment["label"] in ("positive", "negative")
