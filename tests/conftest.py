@@ -12,7 +12,9 @@ import pytest
 def local_model() -> Iterator[object]:
     from acllm.models.local import LocalChat
 
-    yield LocalChat()
+    model = LocalChat()
+    yield model
+    model.close()
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,7 @@ def test_any_gguf_path_works_and_bad_files_are_clear(
 ) -> None:
     same = LocalChat(LocalOptions(path=str(local_model.path), n_ctx=512, threads=1))
     assert same.context_window == 512 and same.chat_sync(ASK, ChatOptions(max_tokens=3)).text
+    same.close()
     with pytest.raises(UserError, match="not found"):
         LocalChat(LocalOptions(path=str(tmp_path / "missing.gguf")))
     junk = tmp_path / "junk.gguf"

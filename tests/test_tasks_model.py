@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ TEXTS = {
 
 
 @pytest.fixture(scope="module")
-def tasks(tmp_path_factory: pytest.TempPathFactory) -> Tasks:
-    return Tasks(Runtime(Settings(data_dir=tmp_path_factory.mktemp("home"))))
+def tasks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tasks]:
+    runtime = Runtime(Settings(data_dir=tmp_path_factory.mktemp("home")))
+    yield Tasks(runtime)
+    runtime.close()
 
 
 def calls(tasks: Tasks, lang: str) -> dict[str, Any]:

@@ -65,6 +65,14 @@ class Runtime:
         store: KV = self._build("kv", "kv", "", self.settings.kv)
         return store
 
+    def close(self) -> None:
+        """Release every backend built so far (models, stores) that holds resources."""
+        for backend in self._built.values():
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+        self._built.clear()
+
     def task_model(self) -> ChatModel:
         return self.chat(self.settings.tasks.model)
 

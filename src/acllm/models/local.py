@@ -103,6 +103,11 @@ class LocalChat:
     def context_window(self) -> int:
         return self._window
 
+    def close(self) -> None:
+        """Free the model's memory now rather than at interpreter exit."""
+        with self._lock:
+            self._llm.close()
+
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text the chat template makes of ``messages``."""
         turns: Any = [{"role": m.role, "content": m.content} for m in messages]
