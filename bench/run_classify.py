@@ -107,6 +107,10 @@ async def paraphrase(tasks: Tasks, sizes: dict[str, int | None]) -> tuple[list[R
                     **extra,
                     baseline={"name": "majority (different)", **base},
                     predicted_same=sum(p == "same" for p in pred) / len(pred),
+                    delta_vs_baseline=paired_delta(
+                        [p == g for p, g in zip(pred, gold, strict=True)],
+                        [g == "different" for g in gold],
+                    ),
                 )
             )
             for x, c, p in zip(sub, cases, pred, strict=True):
@@ -127,6 +131,15 @@ async def paraphrase(tasks: Tasks, sizes: dict[str, int | None]) -> tuple[list[R
     return rows, records
 
 
+def _auc(scores: np.ndarray, gold: np.ndarray) -> float:
+    """ROC AUC of the cosine for telling paraphrases apart (0.5 = no signal), ties counted half."""
+    pos, neg = scores[gold], scores[~gold]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
 def _oracle(name: str, sub: list[datasets.Pair], cases: list[dict[str, Any]]) -> Row:
     """Analysis only: tune the threshold on one seeded half, score it on the other half."""
     scores = np.asarray([c["out"]["score"] if c["out"] else -1.0 for c in cases])
@@ -134,8 +147,10 @@ def _oracle(name: str, sub: list[datasets.Pair], cases: list[dict[str, Any]]) ->
     order = np.random.default_rng(SEED).permutation(len(sub))
     tune, test = order[: len(sub) // 2], order[len(sub) // 2 :]
     t, tune_acc = _best_threshold(scores[tune], gold[tune])
-    hits = int(np.sum((scores[test] >= t) == gold[test]))
+    said = scores[test] >= t
+    hits = int(np.sum(said == gold[test]))
     maj = int(np.sum(~gold[test]))
+    default = float(np.mean((scores[test] >= DEFAULT_THRESHOLD) == gold[test]))
     return row(
         "paraphrase",
         name,
@@ -144,9 +159,13 @@ def _oracle(name: str, sub: list[datasets.Pair], cases: list[dict[str, Any]]) ->
         accuracy=hits / len(test),
         accuracy_ci=wilson(hits, len(test)),
         n=len(test),
+        auc_all=_auc(scores, gold),
         tuned_threshold=t,
         tune_accuracy=tune_acc,
         tune_n=len(tune),
+        predicted_same=float(said.mean()),
+        default_threshold_accuracy_same_half=default,
+        delta_vs_baseline=paired_delta(list(said == gold[test]), list(~gold[test])),
         baseline={
             "name": "majority (different)",
             "accuracy": maj / len(test),

@@ -72,12 +72,14 @@ async def translation(tasks: Tasks, sizes: dict[str, int | None]) -> tuple[list[
 
 
 def lead(text: str, max_words: int = MAX_WORDS) -> str:
-    """The first sentences while they fit ``max_words`` (at least one sentence)."""
+    """The first sentences while they fit ``max_words``; a longer first sentence is cut there."""
     out: list[str] = []
     words = 0
     for sentence in split_sentences(text):
         n = len(sentence.split())
-        if out and words + n > max_words:
+        if words + n > max_words:
+            if not out:  # e.g. lower-cased XSum text, where no sentence boundary is found
+                out.append(" ".join(sentence.split()[:max_words]))
             break
         out.append(sentence)
         words += n
@@ -135,6 +137,7 @@ async def summarization(tasks: Tasks, sizes: dict[str, int | None]) -> tuple[lis
                 baseline_copy={"name": "copy input", "value": copy_mean, "ci": copy_ci},
                 delta_vs_baseline=paired_delta(scores, lead_scores),
                 summary_words=sum(len(s.split()) for s in outs) / max(1, len(outs)),
+                over_budget=sum(len(s.split()) > MAX_WORDS for s in outs),
             )
         )
         for a, c, s, r in zip(sub, cases, outs, scores, strict=True):

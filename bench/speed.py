@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, machine, print_table, write_results
+from bench.common import ROOT, bootstrap_ci, fmt_ci, machine, print_table, write_results
 
 MAX_TOKENS = 128
 THREADS, THREADS_BATCH, N_CTX = 1, 2, 2048
@@ -156,6 +156,9 @@ def _summary(runs: dict[str, list[dict[str, Any]]], same: int, rounds: int) -> d
         "median_tok_s": med,
         "ratio_of_medians": med["acllm"] / med["direct"],
         "median_paired_ratio": statistics.median(pair),
+        "median_paired_ratio_ci": bootstrap_ci(
+            len(pair), lambda idx: statistics.median(pair[i] for i in idx)
+        ),
         "paired_ratios": pair,
         "median_first_token_s": {s: statistics.median(v) if v else None for s, v in firsts.items()},
         "median_tokens": {s: statistics.median(r["tokens"] for r in rs) for s, rs in runs.items()},
@@ -213,12 +216,14 @@ def main(argv: list[str] | None = None) -> None:
             f"{g['median_tok_s']['direct']:.1f}",
             f"{g['ratio_of_medians']:.3f}",
             f"{g['median_paired_ratio']:.3f}",
+            fmt_ci(g["median_paired_ratio_ci"]),
             g["identical_text"],
         ]
         for mode, g in gen.items()
     ]
     print_table(
-        ["generation", "acllm tok/s", "direct tok/s", "ratio", "paired ratio", "same text"], rows
+        ["generation", "acllm tok/s", "direct tok/s", "ratio", "paired ratio", "95% CI", "same"],
+        rows,
     )
     print()
     print_table(

@@ -29,9 +29,9 @@ SIZES: dict[str, dict[str, int | None]] = {
         "summarize": 12,
     },
     "full": {
-        "sentiment_embedding": 500,
-        "sentiment_generate": 200,
-        "paraphrase_embedding": 600,
+        "sentiment_embedding": None,
+        "sentiment_generate": 250,
+        "paraphrase_embedding": 1000,
         "paraphrase_generate": 200,
         "translate": 100,
         "summarize": 40,
@@ -141,8 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m bench.tasks", description=__doc__.split("\n")[0]
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_const", dest="mode", const="quick")
-    mode.add_argument("--full", action="store_const", dest="mode", const="full")
+    for name in SIZES:
+        mode.add_argument(
+            f"--{name}",
+            action="store_const",
+            dest="mode",
+            const=name,
+            help=", ".join(f"{k}={v or 'all'}" for k, v in SIZES[name].items()),
+        )
     parser.add_argument("--only", nargs="+", choices=list(RUNNERS), default=list(RUNNERS))
     parser.add_argument("--cases", type=int, help="cap every sample at this many (a smoke run)")
     args = parser.parse_args(argv)

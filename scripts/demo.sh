@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the six tasks end to end from the CLI on the embedded default (no network).
-# The service issue will point `make run` at `acllm serve`.
+# `make run`: answers from the example data and the six tasks, end to end from the CLI on the
+# embedded default (no network). The service issue will point `make run` at `acllm serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 acllm() { .venv/bin/acllm "$@"; }
@@ -14,6 +14,18 @@ show() {
   acllm "$@"
 }
 
+# Answers from your own data: a folder (PDF with a table, CSV, JSON, Markdown) and a SQLite table.
+export ACLLM_HOME="${ACLLM_HOME:-$PWD/.acllm}"
+show ingest examples/data --index bicis
+show ingest sqlite:///examples/data/tiendas.db --table tiendas --index bicis
+show ask "¿Cuántos días tengo para devolver una bici?" --index bicis
+show ask "How many days of paid leave do full-time employees get?" --index bicis
+show ask "¿Cuánto cuesta la revisión completa?" --index bicis
+show ask "¿Cuál es el horario de la tienda de Santander?" --index bicis
+show ask "Who won the 2010 football World Cup?" --index bicis
+show ask "¿Cuál es la capital de Australia?" --index bicis
+
+# The six ready-made language tasks.
 show models
 show translate --to es "The meeting starts at ten tomorrow."
 show translate --to en "El paquete llegará el lunes por la mañana."

@@ -53,6 +53,29 @@ class KVSpec(BackendSpec):
     backend: str = "sqlite"
 
 
+class IndexSpec(BackendSpec):
+    """An index: its storage backend (sqlite file or pg) and the embedder its vectors come from."""
+
+    backend: str = "sqlite"
+    embedder: str | None = None  # None: the default embedder
+
+
+class AssistantSpec(Strict):
+    """A named assistant over one index; the CLI, the service and the evals address it by name."""
+
+    index: str
+    model: str | None = None  # None: the default model
+    description: str = ""
+    mode: Literal["extractive", "generative"] = "extractive"
+    retrieval: Literal["hybrid", "keyword", "dense"] = "hybrid"
+    top_k: int = Field(default=5, ge=1, le=50)
+    threshold: float = Field(default=0.80, ge=-1, le=1)
+    max_sentences: int = Field(default=2, ge=1, le=10)
+    margin: float = Field(default=0.03, ge=0)
+    answer_tokens: int = Field(default=256, ge=16)
+    rewrite: Literal["model", "concat", "off"] = "concat"
+
+
 def _default_models() -> dict[str, BackendSpec]:
     return {"local": BackendSpec(backend="local")}
 
@@ -78,6 +101,9 @@ class Settings(Strict):
     embedders: dict[str, BackendSpec] = Field(default_factory=_default_embedders)
     kv: KVSpec = Field(default_factory=KVSpec)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    indexes: dict[str, IndexSpec] = Field(default_factory=dict)
+    index_defaults: IndexSpec = Field(default_factory=IndexSpec)  # for indexes not listed
+    assistants: dict[str, AssistantSpec] = Field(default_factory=dict)
 
 
 def _reject_literal_secrets(data: Any, path: str) -> None:
@@ -177,6 +203,28 @@ def _validate_backends(settings: Settings, environ: dict[str, str]) -> None:
             f"no embedder named '{settings.default_embedder}'",
             hint=f"pick one of {sorted(settings.embedders)}",
         )
+    _check_references(settings)
+
+
+def _check_references(settings: Settings) -> None:
+    """Names that point at other entries must exist: a typo fails at load, not mid-request."""
+    refs: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("tasks.model", settings.tasks.model, settings.models),
+        ("tasks.embedder", settings.tasks.embedder, settings.embedders),
+        ("index_defaults.embedder", settings.index_defaults.embedder, settings.embedders),
+    ]
+    refs += [
+        (f"indexes.{n}.embedder", s.embedder, settings.embedders)
+        for n, s in settings.indexes.items()
+    ]
+    refs += [
+        (f"assistants.{n}.model", s.model, settings.models) for n, s in settings.assistants.items()
+    ]
+    for key, name, known in refs:
+        if name is not None and name not in known:
+            raise ConfigError(
+                key, f"no entry named '{name}'", hint=f"pick one of {', '.join(sorted(known))}"
+            )
 
 
 def find_config_file(explicit: str | Path | None, environ: dict[str, str]) -> Path | None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from acllm.errors import ConfigError
 
-Kind = Literal["chat", "embedder", "kv"]
+Kind = Literal["chat", "embedder", "kv", "index"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ _BUILTINS: dict[tuple[Kind, str], str] = {
     ("embedder", "hash"): "acllm.embed.hash",
     ("kv", "sqlite"): "acllm.kv.sqlite",
     ("kv", "memory"): "acllm.kv.memory",
+    ("index", "sqlite"): "acllm.index.sqlite",
+    ("index", "pg"): "acllm.index.pg",
 }
 _registered: dict[tuple[Kind, str], Backend] = {}
 _plugins_loaded = False

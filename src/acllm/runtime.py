@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acllm import registry
-from acllm.config import BackendSpec, Settings, load_settings
+from acllm.config import BackendSpec, IndexSpec, Settings, load_settings
 from acllm.errors import UserError
 
 if TYPE_CHECKING:
+    from acllm.assist.assistant import Assistant
     from acllm.embed.base import Embedder
+    from acllm.index.base import Index
     from acllm.kv.base import KV
     from acllm.models.base import ChatModel
+
+
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def check_index_name(name: str) -> str:
+    if not _INDEX_NAME.fullmatch(name):
+        raise UserError(
+            f"invalid index name '{name}'", hint="use 1-63 lower-case letters, digits, '-' or '_'"
+        )
+    return name
 
 
 class Runtime:
@@ -64,6 +78,62 @@ class Runtime:
     def kv(self) -> KV:
         store: KV = self._build("kv", "kv", "", self.settings.kv)
         return store
+
+    def index_spec(self, name: str) -> IndexSpec:
+        return self.settings.indexes.get(name, self.settings.index_defaults)
+
+    def index(self, name: str) -> Index:
+        """The named index, created empty on first use (sqlite file or pg tables)."""
+        check_index_name(name)
+        spec = self.index_spec(name)
+        if ("index", name) not in self._built:
+            backend = registry.get("index", spec.backend, key=f"indexes.{name}.backend")
+            options = backend.options.model_validate(spec.options())
+            embedder = self.embedder(spec.embedder)
+            opener = backend.build(options, self)
+            self._built[("index", name)] = opener(name, embedder.dim, embedder.name)
+        index: Index = self._built[("index", name)]
+        return index
+
+    def index_names(self) -> list[str]:
+        """Configured indexes plus those found in the default sqlite folder."""
+        found = {p.stem for p in (self.data_dir / "indexes").glob("*.sqlite")}
+        return sorted(found | set(self.settings.indexes))
+
+    def assistant(self, name: str | None = None, *, index: str | None = None) -> Assistant:
+        """A configured assistant, or an ad-hoc one with default options over ``index``."""
+        from acllm.assist.assistant import Assistant, AssistantOptions
+        from acllm.config import AssistantSpec
+
+        if name is not None:
+            if name not in self.settings.assistants:
+                raise UserError(
+                    f"unknown assistant '{name}'",
+                    hint="configured: " + (", ".join(sorted(self.settings.assistants)) or "none"),
+                )
+            spec = self.settings.assistants[name]
+        elif index is not None:
+            spec, name = AssistantSpec(index=index), f"index:{index}"
+        else:
+            raise UserError("no assistant or index given", hint="use --assistant or --index")
+        options = AssistantOptions(
+            mode=spec.mode,
+            retrieval=spec.retrieval,
+            top_k=spec.top_k,
+            threshold=spec.threshold,
+            max_sentences=spec.max_sentences,
+            margin=spec.margin,
+            answer_tokens=spec.answer_tokens,
+            rewrite=spec.rewrite,
+            languages=self.settings.languages,
+        )
+        return Assistant(
+            name,
+            self.index(spec.index),
+            self.embedder(self.index_spec(spec.index).embedder),
+            self.chat(spec.model),
+            options,
+        )
 
     def close(self) -> None:
         """Release every backend built so far (models, stores) that holds resources."""

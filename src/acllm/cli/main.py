@@ -71,6 +71,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules-file", metavar="FILE", help="JSON list or one rule per line")
     _common(p)
 
+    p = sub.add_parser("ingest", help="ingest files, a folder or a database into an index")
+    p.add_argument("target", help="file, folder, or SQLAlchemy URL (sqlite:///x.db)")
+    p.add_argument("--index", required=True, metavar="NAME", help="index to write")
+    p.add_argument("--table", help="database table to ingest")
+    p.add_argument("--query", help="SQL query to ingest (read-only)")
+    p.add_argument("--key", help="primary-key column for citations (default: detected)")
+    p.add_argument("--include", action="append", metavar="GLOB", help="only matching files")
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip matching files (repeatable)",
+    )
+    _common(p)
+
+    p = sub.add_parser("ask", help="ask a question of your data, with citations")
+    p.add_argument("question")
+    p.add_argument("--index", metavar="NAME", help="index to answer from")
+    p.add_argument("--assistant", metavar="NAME", help="configured assistant to use")
+    p.add_argument("--stream", action="store_true", help="print the answer as it is produced")
+    _common(p)
+
+    p = sub.add_parser("index", help="list, show or drop indexes")
+    p.add_argument("action", choices=["list", "show", "drop"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--yes", action="store_true", help="confirm drop")
+    _common(p)
+
     p = sub.add_parser("models", help="known model families, licences, what is installed")
     _common(p)
 
@@ -86,6 +115,9 @@ _HANDLERS = {
     "paraphrase": "acllm.cli.tasks",
     "correct": "acllm.cli.tasks",
     "check-rules": "acllm.cli.tasks",
+    "ingest": "acllm.cli.knowledge",
+    "ask": "acllm.cli.knowledge",
+    "index": "acllm.cli.knowledge",
     "models": "acllm.cli.info",
     "config": "acllm.cli.info",
 }

@@ -1,0 +1,136 @@
+"""``acllm ingest``, ``acllm ask`` and ``acllm index list|show|drop``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from acllm.cli.output import emit
+from acllm.errors import UserError
+
+
+def _runtime(args: argparse.Namespace) -> Any:
+    from acllm.runtime import Runtime
+
+    return Runtime.from_config(args.config)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from acllm.ingest import sources
+    from acllm.ingest.chunking import chunk_documents
+    from acllm.ingest.pipeline import Ingestor
+
+    runtime = _runtime(args)
+    index = runtime.index(args.index)
+    embedder = runtime.embedder(runtime.index_spec(args.index).embedder)
+    remove: list[str] = []
+    if sources.is_url(args.target):
+        pending, errors = sources.from_sql(
+            args.target, table=args.table, query=args.query, key=args.key
+        )
+    else:
+        root = Path(args.target)
+        pending, errors = sources.from_path(root, include=args.include, ignore=args.ignore)
+        present = {p.source_id for p in pending}
+        remove = [s for s in sources.owned_by(root, list(index.sources())) if s not in present]
+    ingestor = Ingestor(
+        index, embedder, chunker=chunk_documents, progress=not args.json and sys.stderr.isatty()
+    )
+    report = ingestor.run(pending, remove=remove)
+    report.errors[:0] = errors
+    data = {"index": args.index, **report.as_dict()}
+    lines = [
+        f"index '{args.index}': {report.written} sources written ({report.chunks} chunks), "
+        f"{report.unchanged} unchanged, {report.removed} removed, "
+        f"{len(report.errors)} errors in {report.seconds:.1f}s"
+    ]
+    lines += [
+        f"  error: {e.source}{' ' + e.location if e.location else ''}: {e.reason}"
+        for e in report.errors
+    ]
+    emit(data, as_json=args.json, text="\n".join(lines))
+    # Unreadable sources are the caller's data problem: say so in the exit code too.
+    return 2 if report.errors else 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    runtime = _runtime(args)
+    if not args.assistant and not args.index:
+        raise UserError("say which data to ask", hint="use --index NAME or --assistant NAME")
+    if args.index and args.index not in runtime.index_names():  # asking never creates one
+        raise UserError(
+            f"no index named '{args.index}'",
+            hint=f"ingest data first: acllm ingest PATH --index {args.index}",
+        )
+    assistant = runtime.assistant(args.assistant, index=args.index)
+    if args.stream and not args.json:
+        return asyncio.run(_ask_streaming(assistant, args.question))
+    answer = asyncio.run(assistant.ask(args.question))
+    emit(answer.as_dict(), as_json=args.json, text=_format_answer(answer))
+    return 0
+
+
+async def _ask_streaming(assistant: Any, question: str) -> int:
+    from acllm.assist.types import Answer
+
+    async for item in assistant.stream(question):
+        if isinstance(item, Answer):
+            print()
+            print(_format_citations(item))
+        else:
+            print(item, end="", flush=True)
+    return 0
+
+
+def _format_citations(answer: Any) -> str:
+    return "\n".join(
+        f"  [{c.n}] {c.source}{', ' + c.location if c.location else ''}: "
+        f"{' '.join(c.text.split())[:200]}"
+        for c in answer.citations
+    )
+
+
+def _format_answer(answer: Any) -> str:
+    cites = _format_citations(answer)
+    return str(answer.answer) + ("\n" + cites if cites else "")
+
+
+def _index(args: argparse.Namespace) -> int:
+    runtime = _runtime(args)
+    if args.action == "list":
+        rows = [{**runtime.index(n).stats(), "name": n} for n in runtime.index_names()]
+        text = (
+            "\n".join(
+                f"{r['name']:20} {r.get('sources', 0):>6} sources "
+                f"{r.get('chunks', 0):>8} chunks  {r.get('embedder', '')}"
+                for r in rows
+            )
+            or "no indexes yet (acllm ingest PATH --index NAME)"
+        )
+        emit({"indexes": rows}, as_json=args.json, text=text)
+        return 0
+    if not args.name:
+        raise UserError(f"'acllm index {args.action}' needs an index name")
+    if args.name not in runtime.index_names():
+        raise UserError(f"no index named '{args.name}'", hint="see acllm index list")
+    index = runtime.index(args.name)
+    if args.action == "show":
+        stats = {"name": args.name, **index.stats()}
+        emit(stats, as_json=args.json, text="\n".join(f"{k}: {v}" for k, v in stats.items()))
+        return 0
+    if not args.yes:
+        raise UserError(
+            f"dropping '{args.name}' deletes it for good",
+            hint=f"confirm with: acllm index drop {args.name} --yes",
+        )
+    index.drop()
+    emit({"dropped": args.name}, as_json=args.json, text=f"dropped index '{args.name}'")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    handlers = {"ingest": _ingest, "ask": _ask, "index": _index}
+    return handlers[args.command](args)
