@@ -134,3 +134,30 @@ def test_answer_json_has_the_documented_fields(index: SQLiteIndex) -> None:
     assert {"source", "location", "text"} <= set(data["citations"][0])
     assert {"prompt_tokens", "completion_tokens", "latency_s"} <= set(data["usage"])
     assert np.isfinite(data["confidence"])
+
+
+async def test_named_assistant_is_built_from_the_config(tmp_path: Path) -> None:
+    from acllm import Runtime, Settings, UserError
+    from acllm.config import AssistantSpec, BackendSpec
+
+    settings = Settings(
+        data_dir=tmp_path,
+        default_embedder="hash",
+        default_model="f",
+        models={"f": BackendSpec(backend="fake")},
+        assistants={"help": AssistantSpec(index="kb", threshold=0.2, top_k=3)},
+    )
+    runtime = Runtime(settings)
+    index = runtime.index("kb")
+    embedder = runtime.embedder()
+    chunk = Chunk("c1", "faq", "faq.md", "section Pets", "No pets are allowed in the office.")
+    index.write(replace=[SourceWrite("faq", "h", [chunk], embedder.embed([chunk.text]))])
+    assistant = runtime.assistant("help")
+    assert assistant.options.top_k == 3 and assistant.index is index
+    answer = await assistant.ask("Are pets allowed in the office?")
+    assert answer.citations[0].location == "section Pets"
+    with pytest.raises(UserError, match="unknown assistant 'nope'"):
+        runtime.assistant("nope")
+    with pytest.raises(UserError, match="invalid index name"):
+        runtime.index("../etc")
+    runtime.close()

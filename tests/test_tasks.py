@@ -34,7 +34,19 @@ def ctx(*replies: str, embedder: bool = True, window: int = 4096) -> TaskContext
     )
 
 
-@pytest.mark.parametrize("name", PROMPTS)
+PROMPT_FILES = sorted(
+    p.stem
+    for p in (Path(__file__).resolve().parents[1] / "src" / "acllm" / "tasks" / "prompts").glob(
+        "*.toml"
+    )
+)
+
+
+def test_every_task_prompt_has_a_file() -> None:
+    assert set(PROMPTS) <= set(PROMPT_FILES)
+
+
+@pytest.mark.parametrize("name", PROMPT_FILES)
 def test_every_prompt_file_is_versioned_and_renders(name: str) -> None:
     prompt = load(name)
     assert prompt.version >= 1
@@ -49,6 +61,11 @@ def test_every_prompt_file_is_versioned_and_renders(name: str) -> None:
         "a": "A",
         "b": "B",
         "rule": "RULE",
+        "sources": "[1] S",
+        "question": "Q?",
+        "language": "Spanish",
+        "refusal": "No.",
+        "history": "user: hi",
     }
     messages = prompt.render(lang="es", **values)
     assert messages[0].role == "system" and messages[-1].role == "user"
