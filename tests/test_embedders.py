@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,19 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"acllm\[minilm\]"):
         MiniLMEmbedder()
+
+
+def test_runtime_embedder_caches_by_weights_and_text(tmp_path: Path) -> None:
+    from acllm import Runtime, Settings
+    from acllm.embed.cache import CachedEmbedder
+
+    runtime = Runtime(Settings(data_dir=tmp_path))
+    cached = runtime.embedder()
+    assert isinstance(cached, CachedEmbedder) and cached.model_id.startswith("e5:1571fc98")
+    first = cached.embed(["Horario de la tienda de Bilbao"], kind="query")
+    again = cached.embed(["Horario de la tienda de Bilbao"], kind="query")
+    np.testing.assert_array_equal(first, again)
+    assert (cached.misses, cached.hits) == (1, 1)
+    runtime.close()
+    plain = Runtime(Settings(data_dir=tmp_path, embedding_cache=False)).embedder()
+    assert not isinstance(plain, CachedEmbedder)

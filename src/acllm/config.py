@@ -97,6 +97,7 @@ class Settings(Strict):
     default_model: str = "local"
     default_embedder: str = "e5"
     languages: tuple[str, ...] = ("en", "es")
+    embedding_cache: bool = True  # vectors kept in <data_dir>/embeddings.sqlite by model and text
     models: dict[str, BackendSpec] = Field(default_factory=_default_models)
     embedders: dict[str, BackendSpec] = Field(default_factory=_default_embedders)
     kv: KVSpec = Field(default_factory=KVSpec)

@@ -70,10 +70,20 @@ class Runtime:
                 f"unknown embedder '{name}'",
                 hint=f"configured: {', '.join(sorted(self.settings.embedders))}",
             )
-        embedder: Embedder = self._build(
-            "embedder", "embedders", name, self.settings.embedders[name]
-        )
-        return embedder
+        spec = self.settings.embedders[name]
+        embedder: Embedder = self._build("embedder", "embedders", name, spec)
+        if not self.settings.embedding_cache or spec.backend == "hash":
+            return embedder
+        if ("embedder-cache", name) not in self._built:
+            from acllm.embed.cache import CachedEmbedder
+
+            # Keyed by the weights where the backend knows them, else by its whole config.
+            model_id = getattr(embedder, "model_id", None) or spec.model_dump_json()
+            self._built[("embedder-cache", name)] = CachedEmbedder(
+                embedder, self.data_dir / "embeddings.sqlite", model_id
+            )
+        cached: Embedder = self._built[("embedder-cache", name)]
+        return cached
 
     def kv(self) -> KV:
         store: KV = self._build("kv", "kv", "", self.settings.kv)

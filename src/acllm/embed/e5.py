@@ -25,6 +25,7 @@ class E5Options(BaseModel):
 class E5Embedder:
     name = "multilingual-e5-small"
     dim = 384
+    model_id = f"e5:{E5_SMALL.sha256}"  # names the weights, for the embedding cache
 
     def __init__(self, threads: int | None = None, batch_size: int = 32) -> None:
         path = locate(E5_SMALL)

@@ -24,6 +24,7 @@ class MiniLMOptions(BaseModel):
 class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
+    model_id = f"minilm:{MINILM_L6.sha256}"  # names the weights, for the embedding cache
 
     def __init__(self, batch_size: int = 64, threads: int | None = None) -> None:
         path = locate(MINILM_L6)  # raises a clear error when the extra is missing
