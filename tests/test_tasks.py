@@ -249,3 +249,19 @@ def test_rules_from_text_and_files(tmp_path: Path) -> None:
     assert parse_rules(path) == ["A", "B"]
     with pytest.raises(UserError, match="cannot read"):
         parse_rules(tmp_path / "missing.txt")
+
+
+def test_sentences_split_when_glued_but_not_after_abbreviations() -> None:
+    text = "It rained in Korea.This week the team arrived. Then Mr. Smith left. El Sr. Gil llegó."
+    assert split_sentences(text) == [
+        "It rained in Korea.",
+        "This week the team arrived.",
+        "Then Mr. Smith left.",
+        "El Sr. Gil llegó.",
+    ]
+
+
+async def test_extractive_summary_never_exceeds_the_budget() -> None:
+    one_long_sentence = "word " * 120 + "end."
+    result = await summarize(ctx(), one_long_sentence + " Short one here.", max_words=30)
+    assert result["words"] <= 30 and result["summary"].endswith("…")

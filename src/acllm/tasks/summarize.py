@@ -22,8 +22,15 @@ from acllm.tasks.base import (
 )
 from acllm.tasks.prompts import load
 
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+(?=[\"'«¿¡(\[]?[A-ZÁÉÍÓÚÑ0-9])")
+# A boundary is end punctuation then a capital, with a space between, or glued after a lower-case
+# word ("in Korea.This week"): scraped news often loses the space.
+_SENTENCE = re.compile(
+    r"(?<=[.!?…])\s+(?=[\"'«¿¡(\[]?[A-ZÁÉÍÓÚÑ0-9])|(?<=[a-záéíóúñ]{2}[.!?])(?=[A-ZÁÉÍÓÚÑ][a-záéíóúñ])"
+)
 _LEAD_BONUS = 0.06
+_ABBREVIATION = re.compile(
+    r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|Sr|Sra|Srta|Dña|St|vs|etc|Inc|Ltd|No|Nº|p|pp|ej|aprox)\.$"
+)
 
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,6 +47,13 @@ RESULT_SCHEMA: dict[str, Any] = {
 
 def split_sentences(text: str) -> list[str]:
     parts = [p.strip() for block in text.split("\n") for p in _SENTENCE.split(block)]
+    merged: list[str] = []
+    for part in parts:  # "Mr. Smith": a split after an abbreviation is undone
+        if merged and _ABBREVIATION.search(merged[-1]):
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    parts = merged
     return [p for p in parts if p]
 
 
@@ -61,7 +75,14 @@ def _extract(ctx: TaskContext, sentences: list[str], max_words: int) -> str:
         words += n
         if words >= max_words:
             break
-    return " ".join(sentences[i] for i in sorted(chosen))
+    summary = " ".join(sentences[i] for i in sorted(chosen))
+    return fit_words(summary, max_words)
+
+
+def fit_words(text: str, max_words: int) -> str:
+    """Cut a text that still overshoots the budget (one very long sentence) at a word boundary."""
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words]) + "…"
 
 
 async def summarize(
