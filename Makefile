@@ -36,10 +36,12 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.tasks --full
+	$(BIN)/python -m bench.own_sets
 	$(BIN)/python -m bench.speed
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.tasks --quick
+	$(BIN)/python -m bench.own_sets
 	$(BIN)/python -m bench.speed --quick
 
 clean:
