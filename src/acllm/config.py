@@ -76,6 +76,20 @@ class AssistantSpec(Strict):
     rewrite: Literal["model", "concat", "off"] = "concat"
 
 
+class ServiceSettings(Strict):
+    """``acllm serve``: HTTP workers, the shared model process's queue, auth and default budgets."""
+
+    workers: int = Field(default=2, ge=1, le=64)  # HTTP worker processes
+    auth: Literal["auto", "on", "off"] = "auto"  # auto: keys required unless bound to loopback
+    queue_depth: int = Field(default=64, ge=1)  # generations waiting in the model process at most
+    queue_wait_s: float = Field(default=30.0, gt=0)  # longest wait for a model slot, then 503
+    max_inflight: int = Field(default=256, ge=1)  # open requests per worker, then 503
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    default_rpm: int | None = Field(default=None, ge=1)  # for keys created without their own
+    default_tpm: int | None = Field(default=None, ge=1)
+    cors_origins: tuple[str, ...] = ()
+
+
 def _default_models() -> dict[str, BackendSpec]:
     return {"local": BackendSpec(backend="local")}
 
@@ -105,6 +119,7 @@ class Settings(Strict):
     indexes: dict[str, IndexSpec] = Field(default_factory=dict)
     index_defaults: IndexSpec = Field(default_factory=IndexSpec)  # for indexes not listed
     assistants: dict[str, AssistantSpec] = Field(default_factory=dict)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
 
 def _reject_literal_secrets(data: Any, path: str) -> None:

@@ -1,6 +1,6 @@
 """Two error roots: the caller's mistake (UserError) and a backend's failure (ServiceError).
 
-The CLI maps them to exit codes 2 and 3, the service (later) to 4xx and 5xx.
+The CLI maps them to exit codes 2 and 3, the service to their ``status`` (4xx and 5xx).
 """
 
 from __future__ import annotations
@@ -26,6 +26,28 @@ class UserError(AcllmError):
 
     exit_code = 2
     status = 400
+
+
+class UnauthorizedError(UserError):
+    """No API key, or one that is unknown or revoked (HTTP 401)."""
+
+    status = 401
+
+
+class ForbiddenError(UserError):
+    """A valid key whose scopes do not cover this route or assistant (HTTP 403)."""
+
+    status = 403
+
+
+class OverBudgetError(UserError):
+    """A key spent its requests- or tokens-per-minute budget (HTTP 429, retry after)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float, hint: str = "") -> None:
+        super().__init__(message, hint=hint or f"retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
 
 
 class ConfigError(UserError):

@@ -100,6 +100,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="confirm drop")
     _common(p)
 
+    p = sub.add_parser("serve", help="run the HTTP service (OpenAI-compatible API, web chat)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, help="HTTP worker processes (default: from config)")
+    p.add_argument(
+        "--auth",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="API keys: auto = required unless bound to loopback",
+    )
+    _common(p)
+
+    p = sub.add_parser("keys", help="create, list or revoke API keys for the service")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("key_id", nargs="?", help="key to revoke")
+    p.add_argument("--name", help="who or what the key is for")
+    p.add_argument(
+        "--route", action="append", metavar="GROUP", help="route group the key may use (repeatable)"
+    )
+    p.add_argument(
+        "--assistant",
+        action="append",
+        metavar="NAME",
+        help="assistant the key may use (repeatable)",
+    )
+    p.add_argument("--rpm", type=int, help="requests per minute")
+    p.add_argument("--tpm", type=int, help="tokens per minute (prompt + answer)")
+    p.add_argument("--admin", action="store_true", help="a key that manages keys")
+    _common(p)
+
     p = sub.add_parser("models", help="known model families, licences, what is installed")
     _common(p)
 
@@ -118,6 +148,8 @@ _HANDLERS = {
     "ingest": "acllm.cli.knowledge",
     "ask": "acllm.cli.knowledge",
     "index": "acllm.cli.knowledge",
+    "serve": "acllm.cli.serve",
+    "keys": "acllm.cli.keys",
     "models": "acllm.cli.info",
     "config": "acllm.cli.info",
 }
