@@ -38,11 +38,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tasks --full
 	$(BIN)/python -m bench.own_sets
 	$(BIN)/python -m bench.speed
+	$(BIN)/python -m bench.knowledge --full
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.tasks --quick
 	$(BIN)/python -m bench.own_sets
 	$(BIN)/python -m bench.speed --quick
+	$(BIN)/python -m bench.knowledge --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

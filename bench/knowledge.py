@@ -6,7 +6,7 @@
 
 ``ingest_speed`` runs twice: on the machine as found, and beside two CPU-bound busy loops.
 
-Each part also runs alone (``python -m bench.ingest_speed|retrieval|qa``). Results:
+Each part also runs alone (``python -m bench.ingest_speed|ingest_pipeline|retrieval|qa``). Results:
 bench/results/knowledge-{quick,full}.json (plus each part's own file). The first run on a machine
 embeds SciFact's 5,183 abstracts with e5 (tens of minutes on two busy cores); the vectors are kept
 in bench/results/embeddings-e5.sqlite, so an interrupted run resumes and later runs skip it.
@@ -20,10 +20,10 @@ import sys
 import time
 from typing import Any
 
-from bench import ingest_speed, qa, retrieval
+from bench import ingest_pipeline, ingest_speed, qa, retrieval
 from bench.common import RESULTS, machine, write_results
 
-PARTS = ("ingest_speed", "retrieval", "qa")
+PARTS = ("ingest_speed", "ingest_pipeline", "retrieval", "qa")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             out[part] = ingest_speed.main(size)
             print("\n--- the same beside two CPU-bound busy loops (a busy machine) ---", flush=True)
             out["ingest_speed_load2"] = ingest_speed.main([*size, "--load", "2"])
+        elif part == "ingest_pipeline":
+            out[part] = ingest_pipeline.main(flag)
         elif part == "retrieval":
             out[part] = retrieval.main(flag)
         else:

@@ -69,7 +69,7 @@ class AssistantSpec(Strict):
     mode: Literal["extractive", "generative"] = "extractive"
     retrieval: Literal["hybrid", "keyword", "dense"] = "hybrid"
     top_k: int = Field(default=5, ge=1, le=50)
-    threshold: float = Field(default=0.80, ge=-1, le=1)
+    threshold: float = Field(default=0.84, ge=-1, le=1)
     max_sentences: int = Field(default=2, ge=1, le=10)
     margin: float = Field(default=0.03, ge=0)
     answer_tokens: int = Field(default=256, ge=16)
