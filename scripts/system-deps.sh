@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs (OCR of image-only PDF pages).
+# Installs the Debian packages the test suite needs: OCR of image-only PDF pages (tesseract), a real
+# Redis for the Redis KV backend's tests (redis-server) and a browser for the web UI tests (chromium).
 # Idempotent: runs `apt-get update` and `apt-get install` only when a package is missing.
 # Safe to run as root in CI; as another user it uses sudo when available.
 set -euo pipefail
 
-PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa)
+PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa redis-server chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -28,6 +28,12 @@ class UserError(AcllmError):
     status = 400
 
 
+class NotFoundError(UserError):
+    """The named thing (model, assistant, job, answer) does not exist (HTTP 404)."""
+
+    status = 404
+
+
 class UnauthorizedError(UserError):
     """No API key, or one that is unknown or revoked (HTTP 401)."""
 

@@ -42,6 +42,7 @@ _BUILTINS: dict[tuple[Kind, str], str] = {
     ("embedder", "hash"): "acllm.embed.hash",
     ("kv", "sqlite"): "acllm.kv.sqlite",
     ("kv", "memory"): "acllm.kv.memory",
+    ("kv", "redis"): "acllm.kv.redis",
     ("index", "sqlite"): "acllm.index.sqlite",
     ("index", "pg"): "acllm.index.pg",
 }
