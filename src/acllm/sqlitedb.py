@@ -29,7 +29,7 @@ def connect(
     *,
     what: str,
     hint: str,
-    on_open: Callable[[sqlite3.Connection], None] | None = None,
+    on_open: Callable[[sqlite3.Connection], object] | None = None,
 ) -> sqlite3.Connection:
     """A migrated connection to ``path``; ``on_open`` runs inside the migration transaction."""
     conn: sqlite3.Connection | None = None
@@ -83,7 +83,7 @@ class Database:
         *,
         what: str,
         hint: str,
-        on_open: Callable[[sqlite3.Connection], None] | None = None,
+        on_open: Callable[[sqlite3.Connection], object] | None = None,
     ) -> None:
         self.path = Path(path)
         self.what = what

@@ -5,7 +5,7 @@ model. Entries are keyed by ``(model_id, sha256(kind + "\\n" + text))``: ``model
 weights (the caller passes e.g. the embedder name plus the sha256 of its model file), so a new
 model never reads an old model's vectors, and ``kind`` keeps query and passage embeddings of the
 same text apart (e5 prefixes them differently). Lookups are batched; all misses of a call go to
-the inner embedder in ONE call. The file follows acllm.kv.sqlite: WAL, a busy timeout and one
+the inner embedder in ONE call. The file is opened by acllm.sqlitedb: WAL, a busy timeout and one
 connection behind a lock, so threads and processes share it safely. The model runs outside the
 lock: two callers missing the same text may both embed it, and the second write simply replaces
 the first with the same vector.
@@ -14,16 +14,15 @@ the first with the same vector.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from acllm.embed.base import Embedder, EmbedKind, Vectors
 from acllm.errors import ServiceError
+from acllm.sqlitedb import Database
 
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -31,8 +30,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " PRIMARY KEY (model_id, key)) WITHOUT ROWID",
     ),
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
-BUSY_TIMEOUT_S = 10.0
 LOOKUP_BATCH = 500  # keys per SELECT: well under SQLite's bound-parameter limit
 
 
@@ -49,51 +46,13 @@ class CachedEmbedder:
         self.path = Path(path)
         self.hits = 0  # texts served from the file, and texts sent to the model (for stats)
         self.misses = 0
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")  # also the first read: fails on a non-DB
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")  # processes opening a fresh file migrate it once
-            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ServiceError(
-                    f"embedding cache {self.path} has schema version {version}; this acllm knows "
-                    f"only up to {SCHEMA_VERSION}",
-                    hint="upgrade acllm, or delete the cache file (it only saves time)",
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-            return conn
-        except BaseException as exc:
-            if conn is not None:
-                conn.close()
-            if isinstance(exc, sqlite3.DatabaseError | OSError):
-                raise ServiceError(
-                    f"cannot use the embedding cache {self.path}: {exc}",
-                    hint="delete the file (it only saves time) or check the directory is writable",
-                ) from exc
-            raise
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._conn is None:
-                raise ServiceError(f"the embedding cache {self.path} is closed")
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise ServiceError(f"embedding cache {self.path} failed: {exc}") from exc
+        self._lock = threading.Lock()  # guards the counters; the Database has its own lock
+        self._db = Database(
+            self.path,
+            MIGRATIONS,
+            what="embedding cache",
+            hint="delete the file (it only saves time) or point embedding_cache elsewhere",
+        )
 
     def embed(self, texts: Sequence[str], kind: EmbedKind = "passage") -> Vectors:
         keys = [cache_key(kind, t) for t in texts]
@@ -119,7 +78,7 @@ class CachedEmbedder:
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, Vectors]:
         found: dict[bytes, Vectors] = {}
-        with self._db() as conn:
+        with self._db.read() as conn:
             for start in range(0, len(keys), LOOKUP_BATCH):
                 part = keys[start : start + LOOKUP_BATCH]
                 sql = (
@@ -133,30 +92,20 @@ class CachedEmbedder:
 
     def _store(self, vectors: dict[bytes, Vectors]) -> None:
         rows = [(self.model_id, k, v.astype("<f4").tobytes()) for k, v in vectors.items()]
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO vectors (model_id, key, vector) VALUES (?, ?, ?)", rows
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._db.write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO vectors (model_id, key, vector) VALUES (?, ?, ?)", rows
+            )
 
     def __len__(self) -> int:
         """Entries held for this model_id."""
-        with self._db() as conn:
+        with self._db.read() as conn:
             query = "SELECT count(*) FROM vectors WHERE model_id = ?"
             count: int = conn.execute(query, (self.model_id,)).fetchone()[0]
         return count
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._db.close()
 
     def __enter__(self) -> CachedEmbedder:
         return self

@@ -11,7 +11,6 @@ filesystem: do not put the file on a network share.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from acllm.errors import ServiceError, UserError
+from acllm.errors import UserError
 from acllm.kv.base import as_integer, check_key
 from acllm.registry import Backend
+from acllm.sqlitedb import Database
 
 if TYPE_CHECKING:
     from acllm.runtime import Runtime
@@ -36,7 +36,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another process's write lock
 SWEEP_EVERY = 500  # writes between purges of every expired key (single keys are purged on write)
 
 _LIVE = "key = ? AND (expires IS NULL OR expires > ?)"
@@ -49,76 +48,20 @@ def _expiry(ttl: float | None, now: float) -> float | None:
 class SQLiteKV:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
         self._writes = 0
-        self._conn: sqlite3.Connection | None = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: no implicit transactions, we issue BEGIN/COMMIT ourselves.
-            # check_same_thread=False is safe because self._lock serializes every use.
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")  # also the first read: fails on a non-DB
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL, far fewer fsyncs
-            self._migrate(conn)
-            return conn
-        except BaseException as exc:
-            if conn is not None:
-                conn.close()
-            if isinstance(exc, sqlite3.OperationalError | OSError):
-                raise ServiceError(
-                    f"cannot open the KV database {self.path}: {exc}",
-                    hint="check that the directory is writable and no other program locks the file",
-                ) from exc
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise ServiceError(
-                    f"{self.path} is not a usable SQLite database: {exc}",
-                    hint="move the file aside (acllm then starts a fresh one) or set kv.path",
-                ) from exc
-            raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # One IMMEDIATE transaction: processes opening a fresh file at once migrate it only once.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ServiceError(
-                    f"the KV database {self.path} has schema version {version}, but this acllm "
-                    f"knows only up to {SCHEMA_VERSION}: a newer acllm wrote it",
-                    hint="upgrade acllm (pip install -U acllm) or point kv.path at another file",
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db = Database(
+            self.path,
+            MIGRATIONS,
+            what="KV database",
+            hint="move the file aside (acllm then starts a fresh one) or set kv.path",
             # Short-lived processes may never reach SWEEP_EVERY writes, so purge at open too.
-            conn.execute("DELETE FROM kv WHERE expires <= ?", (time.time(),))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        """The connection, held under the lock; SQLite failures become ServiceError."""
-        with self._lock:
-            if self._conn is None:
-                raise ServiceError(f"the KV store {self.path} is closed")
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise ServiceError(f"KV database {self.path} failed: {exc}") from exc
+            on_open=lambda conn: conn.execute("DELETE FROM kv WHERE expires <= ?", (time.time(),)),
+        )
 
     @contextmanager
     def _write(self) -> Iterator[tuple[sqlite3.Connection, float]]:
         """A write transaction and its clock; `now` is read after the lock is won, not before."""
-        with self._db() as conn:
+        with self._db.read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn, time.time()
@@ -141,7 +84,7 @@ class SQLiteKV:
 
     def get(self, key: str) -> bytes | None:
         check_key(key)
-        with self._db() as conn:
+        with self._db.read() as conn:
             row = conn.execute(f"SELECT value FROM kv WHERE {_LIVE}", (key, time.time())).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -184,7 +127,7 @@ class SQLiteKV:
 
     def ttl(self, key: str) -> float | None:
         check_key(key)
-        with self._db() as conn:
+        with self._db.read() as conn:
             now = time.time()
             row = conn.execute(f"SELECT expires FROM kv WHERE {_LIVE}", (key, now)).fetchone()
         if row is None:
@@ -192,10 +135,7 @@ class SQLiteKV:
         return None if row[0] is None else max(0.0, float(row[0]) - now)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._db.close()
 
     def __enter__(self) -> SQLiteKV:
         return self
