@@ -24,6 +24,16 @@ def test_configuration_reference_example_is_valid(tmp_path: Path) -> None:
     assert settings.tasks.max_input_tokens == 1500
 
 
+def test_every_toml_block_in_the_configuration_reference_loads(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"acllm-{i}.toml"
+        path.write_text(block, encoding="utf-8")
+        load_settings(path, environ={})
+
+
 @pytest.mark.model
 def test_readme_python_snippet_runs(home: Path) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

