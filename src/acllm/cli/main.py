@@ -107,8 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--auth",
         choices=["auto", "on", "off"],
-        default="auto",
-        help="API keys: auto = required unless bound to loopback",
+        help="API keys: auto = required unless bound to loopback (default: service.auth)",
     )
     _common(p)
 

@@ -32,7 +32,10 @@ def retry_headers(exc: BaseException) -> dict[str, str]:
 
 
 def error_response(exc: AcllmError) -> JSONResponse:
-    return JSONResponse(error_body(exc), status_code=exc.status, headers=retry_headers(exc))
+    headers = retry_headers(exc)
+    if exc.status == 401:  # RFC 9110: a 401 names the scheme the client should use
+        headers["WWW-Authenticate"] = 'Bearer realm="acllm"'
+    return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
