@@ -5,7 +5,8 @@
 # Safe to run as root in CI; as another user it uses sudo when available.
 set -euo pipefail
 
-PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa redis-server chromium)
+# OCR for image-only PDF pages; Redis and Chromium for the service tests; wrk for the load benchmark.
+PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa redis-server chromium wrk)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -85,6 +85,7 @@ class ServiceSettings(Strict):
     queue_wait_s: float = Field(default=30.0, gt=0)  # longest wait for a model slot, then 503
     max_inflight: int = Field(default=256, ge=1)  # open requests per worker, then 503
     request_timeout_s: float = Field(default=120.0, gt=0)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)  # larger request bodies get 413
     default_rpm: int | None = Field(default=None, ge=1)  # for keys created without their own
     default_tpm: int | None = Field(default=None, ge=1)
     cors_origins: tuple[str, ...] = ()
