@@ -1,0 +1,201 @@
+"""Ingestion jobs: started by one HTTP request, run in a background thread of that worker, and
+followed by any worker, because their state lives in the KV store (shared by every worker).
+
+A job reads its sources (files under a server path, or a table/query behind an SQLAlchemy URL),
+then ingests them one at a time, saving ``progress`` (done/total) and per-file ``errors`` after
+each. The index write of each source is one transaction, so a job stopped half-way (the service
+shutting down) leaves every source either fully written or as it was.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acllm.errors import AcllmError, UserError
+from acllm.service.remote import CALLER
+
+if TYPE_CHECKING:
+    from acllm.kv.base import KV
+    from acllm.runtime import Runtime
+
+JOB_TTL_S = 7 * 24 * 3600  # how long a finished job's state can be read
+_JOB_ID = re.compile(r"^job_[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    index: str
+    target: str  # a path on the server, or an SQLAlchemy URL
+    table: str | None = None
+    query: str | None = None
+    key: str | None = None
+    include: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+
+
+def _key(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+class JobStore:
+    """Job states as JSON documents in the KV store."""
+
+    def __init__(self, kv: KV) -> None:
+        self.kv = kv
+
+    def save(self, job: dict[str, Any]) -> None:
+        job["updated"] = time.time()
+        self.kv.set(_key(job["id"]), json.dumps(job).encode(), ttl=JOB_TTL_S)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        if not _JOB_ID.fullmatch(job_id):
+            return None
+        raw = self.kv.get(_key(job_id))
+        return None if raw is None else dict(json.loads(raw))
+
+
+class JobManager:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._store: JobStore | None = None
+        self._threads: dict[str, threading.Thread] = {}
+        self._stop = threading.Event()
+
+    @property
+    def store(self) -> JobStore:
+        if self._store is None:
+            self._store = JobStore(self.runtime.kv())
+        return self._store
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return self.store.get(job_id)
+
+    def start_ingest(self, req: IngestRequest) -> dict[str, Any]:
+        """Check the request, save the job as queued and start its thread; return the job."""
+        from acllm.ingest import sources
+        from acllm.runtime import check_index_name
+
+        check_index_name(req.index)
+        if sources.is_url(req.target):
+            if not req.table and not req.query:
+                raise UserError("a database URL needs 'table' or 'query'")
+        elif not Path(req.target).exists():
+            raise UserError(
+                f"{req.target} does not exist on the server",
+                hint="give a file or folder path as the server sees it, or a database URL",
+            )
+        # Built here, on the event loop's thread: the Runtime's caches are not thread-safe.
+        index = self.runtime.index(req.index)
+        embedder = self.runtime.embedder(self.runtime.index_spec(req.index).embedder)
+        now = time.time()
+        job: dict[str, Any] = {
+            "id": f"job_{secrets.token_hex(8)}",
+            "kind": "ingest",
+            "index": req.index,
+            "target": req.target,
+            "state": "queued",
+            "progress": {"done": 0, "total": None},
+            "errors": [],
+            "report": None,
+            "error": None,
+            "created": now,
+        }
+        self.store.save(job)
+        run = _IngestRun(req, job, index, embedder, self.store.save, self._stop)
+        context = contextvars.copy_context()
+        context.run(CALLER.set, f"ingest:{job['id']}")  # the model process queues jobs apart
+        thread = threading.Thread(
+            target=context.run, args=(run.run,), name=f"acllm-{job['id']}", daemon=True
+        )
+        self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
+        self._threads[job["id"]] = thread
+        answer: dict[str, Any] = json.loads(json.dumps(job))  # as saved: the thread changes job
+        thread.start()
+        return answer
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask running jobs to stop after their current source, and wait for them a while."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class _IngestRun:
+    def __init__(
+        self,
+        req: IngestRequest,
+        job: dict[str, Any],
+        index: Any,
+        embedder: Any,
+        save: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+    ) -> None:
+        self.req, self.job, self.index, self.embedder = req, job, index, embedder
+        self.save, self.stop = save, stop
+        self.interrupted = False
+
+    def run(self) -> None:
+        job = self.job
+        try:
+            job["state"] = "running"
+            self.save(job)
+            job["report"] = self._ingest()
+            job["state"] = "failed" if self.interrupted else "done"
+            if self.interrupted:
+                job["error"] = {"message": "interrupted: the service stopped", "hint": "run again"}
+        except AcllmError as exc:
+            job["state"], job["error"] = "failed", {"message": exc.message, "hint": exc.hint}
+        except Exception as exc:  # a bug must still end the job, not leave it "running"
+            job["state"] = "failed"
+            job["error"] = {"message": f"{type(exc).__name__}: {exc}", "hint": "a bug in acllm"}
+        self.save(job)
+
+    def _ingest(self) -> dict[str, Any]:
+        from acllm.ingest import sources
+        from acllm.ingest.chunking import chunk_documents
+        from acllm.ingest.pipeline import Ingestor, IngestReport
+
+        req, job = self.req, self.job
+        remove: list[str] = []
+        if sources.is_url(req.target):
+            pending, errors = sources.from_sql(
+                req.target, table=req.table, query=req.query, key=req.key
+            )
+        else:
+            root = Path(req.target)
+            pending, errors = sources.from_path(root, include=req.include, ignore=req.ignore)
+            present = {p.source_id for p in pending}
+            remove = [
+                s for s in sources.owned_by(root, list(self.index.sources())) if s not in present
+            ]
+        report = IngestReport(errors=list(errors))
+        ingestor = Ingestor(self.index, self.embedder, chunker=chunk_documents)
+        job["progress"] = {"done": 0, "total": len(pending)}
+        job["errors"] = _errors(report)
+        self.save(job)
+        for done, item in enumerate(pending, start=1):
+            if self.stop.is_set():
+                self.interrupted = True
+                break
+            ingestor.run([item], report=report)  # one source, one transaction
+            job["progress"]["done"] = done
+            job["errors"] = _errors(report)
+            self.save(job)
+        if not self.interrupted and remove:
+            ingestor.run([], remove=remove, report=report)
+        job["errors"] = _errors(report)
+        return report.as_dict()
+
+
+def _errors(report: Any) -> list[dict[str, Any]]:
+    return [{"source": e.source, "location": e.location, "reason": e.reason} for e in report.errors]
