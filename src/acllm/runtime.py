@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +30,23 @@ def check_index_name(name: str) -> str:
     return name
 
 
-class Runtime:
-    """The pipeline's factory: ``chat()``, ``embedder()``, ``kv()``, each built lazily and cached."""
+# Given (kind, name, spec), a replacement for the backend the registry would build, or None.
+Substitute = Callable[[registry.Kind, str, BackendSpec], Any | None]
 
-    def __init__(self, settings: Settings | None = None) -> None:
+
+class Runtime:
+    """The pipeline's factory: ``chat()``, ``embedder()``, ``kv()``, each built lazily and cached.
+
+    ``substitute`` may stand in for some backends: the service's workers use it to reach the one
+    model process instead of loading a model each.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, substitute: Substitute | None = None
+    ) -> None:
         self.settings = settings or load_settings()
         self._built: dict[tuple[str, str], Any] = {}
+        self._substitute = substitute
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> Runtime:
@@ -48,6 +60,10 @@ class Runtime:
 
     def _build(self, kind: registry.Kind, section: str, name: str, spec: BackendSpec) -> Any:
         if (kind, name) not in self._built:
+            replaced = self._substitute(kind, name, spec) if self._substitute else None
+            if replaced is not None:
+                self._built[(kind, name)] = replaced
+                return replaced
             backend = registry.get(kind, spec.backend, key=f"{section}.{name}.backend")
             options = backend.options.model_validate(spec.options())
             self._built[(kind, name)] = backend.build(options, self)

@@ -8,6 +8,7 @@ token budget is split explicitly between instructions, context and answer).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -111,8 +112,12 @@ class Assistant:
         start = time.perf_counter()
         code = self._lang(question)
         query, usage = await self.standalone(question.strip(), history)
-        hits, vector = self.retrieve(query)
-        ranked = extractive.rank_sentences(query, vector, hits, self.embedder)
+        # Embedding and search block (a model call, SQLite, numpy): off the event loop, so a
+        # service worker keeps answering other requests meanwhile.
+        hits, vector = await asyncio.to_thread(self.retrieve, query)
+        ranked = await asyncio.to_thread(
+            extractive.rank_sentences, query, vector, hits, self.embedder
+        )
         confidence = ranked[0].cosine if ranked else 0.0
         retrieval_s = time.perf_counter() - start
 
@@ -155,14 +160,18 @@ class Assistant:
             return
         pieces: list[str] = []
         messages, used = self._generative_prompt(query, code, hits)
-        async for delta in self.model.stream(
-            messages, ChatOptions(max_tokens=self.options.answer_tokens)
-        ):
-            if delta.text:
-                pieces.append(delta.text)
-                yield delta.text
-            if delta.usage:
-                usage = _add(usage, delta.usage)
+        deltas = self.model.stream(messages, ChatOptions(max_tokens=self.options.answer_tokens))
+        try:
+            async for delta in deltas:
+                if delta.text:
+                    pieces.append(delta.text)
+                    yield delta.text
+                if delta.usage:
+                    usage = _add(usage, delta.usage)
+        finally:  # a caller that stops reading (a client gone) stops generation now, not at GC
+            close = getattr(deltas, "aclose", None)
+            if close is not None:
+                await close()
         text = "".join(pieces).strip()
         citations = _cited(text, used)
         refused = not citations and refusal(code)[:20] in text

@@ -54,25 +54,24 @@ class ServiceRuntime(Runtime):
     def __init__(
         self, settings: Settings, model_process: ModelProcessClient | None, serve_local: bool
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, substitute=self._remote)
         self.model_process = model_process
         self.serve_local = serve_local
 
-    def _build(self, kind: Kind, section: str, name: str, spec: BackendSpec) -> Any:
+    def _remote(self, kind: Kind, name: str, spec: BackendSpec) -> Any | None:
+        """A client of the model process for a local model or embedder; None: build it here."""
         if kind not in ("chat", "embedder") or not is_local(kind, spec.backend):
-            return super()._build(kind, section, name, spec)
+            return None
         if self.model_process is None:
             if self.serve_local:
-                return super()._build(kind, section, name, spec)
+                return None
             raise NotFoundError(
                 f"'{name}' is a local {kind} and this service runs no model process",
                 hint="name it as a default, task, assistant or index embedder in the config so "
                 "acllm serve starts the model process, or use another entry",
             )
-        if (kind, name) not in self._built:
-            remote = RemoteChat if kind == "chat" else RemoteEmbedder
-            self._built[(kind, name)] = remote(name, spec, self.model_process)
-        return self._built[(kind, name)]
+        remote = RemoteChat if kind == "chat" else RemoteEmbedder
+        return remote(name, spec, self.model_process)
 
 
 class InflightCounter:
