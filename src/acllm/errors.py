@@ -34,6 +34,12 @@ class NotFoundError(UserError):
     status = 404
 
 
+class PayloadTooLargeError(UserError):
+    """A request body over the service's configured limit (HTTP 413)."""
+
+    status = 413
+
+
 class UnauthorizedError(UserError):
     """No API key, or one that is unknown or revoked (HTTP 401)."""
 

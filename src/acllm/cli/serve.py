@@ -14,10 +14,12 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -156,6 +158,7 @@ def _run_workers(sock: socket.socket, workers: int) -> bool:
         workers=workers,
         timeout_graceful_shutdown=5,
         log_config=_log_config(),
+        access_log=False,  # acllm writes its own JSON access line, with the request id and key
     )
     supervisor = Multiprocess(config, sockets=[sock])  # handles SIGINT/SIGTERM from here on
     supervisor.run()
@@ -176,6 +179,12 @@ def run(args: argparse.Namespace) -> int:
     sock = _bind(args.host, args.port)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     model: ModelProcess | None = None
+    # Workers and the model process are separate processes: prometheus_client's multiprocess
+    # mode lets /metrics sum what each wrote to this folder (fresh per run, removed at the end).
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="acllm-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         os.environ.update(
             {
@@ -210,6 +219,9 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
         if model is not None:
             model.stop()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
     if not started:
         raise ServiceError("a worker could not start", hint="its error is printed above")
     return 0

@@ -24,19 +24,29 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acllm import __version__
 from acllm.config import BackendSpec, Settings, load_settings
-from acllm.errors import UnavailableError, UserError
+from acllm.errors import NotFoundError, PayloadTooLargeError, UnavailableError, UserError
+from acllm.feedback import FeedbackStore
 from acllm.registry import Kind
 from acllm.runtime import Runtime
-from acllm.service import http_errors, routes_assist, routes_data, routes_openai, routes_tasks
+from acllm.service import (
+    http_errors,
+    observe,
+    routes_assist,
+    routes_data,
+    routes_feedback,
+    routes_keys,
+    routes_openai,
+    routes_tasks,
+)
 from acllm.service.guard import Guard, OpenGuard
 from acllm.service.jobs import JobManager
 from acllm.service.modelproc import ENV_CONFIG, ENV_PARENT, ENV_TOKEN, watch_parent
 from acllm.service.remote import ModelProcessClient, RemoteChat, RemoteEmbedder, is_local
-from acllm.service.routes_common import NotFoundError, ServiceState, Svc
+from acllm.service.routes_common import ServiceState, Svc
 
 ENV_MODEL_URL = "_ACLLM_SERVE_MODEL_URL"
 ENV_HOST = "_ACLLM_SERVE_HOST"
@@ -72,6 +82,60 @@ class ServiceRuntime(Runtime):
             )
         remote = RemoteChat if kind == "chat" else RemoteEmbedder
         return remote(name, spec, self.model_process)
+
+
+class BodyLimit:
+    """ASGI middleware: request bodies over ``limit`` bytes get 413 before a route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _too_large(self, size: int | None) -> Any:
+        shown = f"{size} bytes" if size is not None else f"more than {self.limit} bytes"
+        return http_errors.error_response(
+            PayloadTooLargeError(
+                f"the request body has {shown}; this service takes at most {self.limit}",
+                hint="send less text per request, or raise service.max_body_bytes",
+            )
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(int(declared))(scope, receive, send)
+            return
+        received = 0
+        refused = False  # our 413 went out: the app's own response is dropped
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                received += len(message.get("body", b""))
+                if received > self.limit:  # a chunked body without Content-Length ran over
+                    refused = True
+                    if not started:
+                        await self._too_large(None)(scope, receive, send)
+                    return {"type": "http.disconnect"}  # the route stops reading here
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except Exception:
+            if not refused:
+                raise
 
 
 class InflightCounter:
@@ -131,6 +195,7 @@ def create_app(
     service = settings.service
     rt = runtime or service_runtime(settings, model_url, model_token, serve_local)
     model_process = rt.model_process if isinstance(rt, ServiceRuntime) else None
+    feedback = FeedbackStore(rt.data_dir / "feedback.sqlite")
     svc = ServiceState(
         settings=settings,
         runtime=rt,
@@ -154,6 +219,7 @@ def create_app(
             close_guard = getattr(svc.guard, "close", None)
             if callable(close_guard):
                 close_guard()
+            feedback.close()
             rt.close()
 
     app = FastAPI(
@@ -165,8 +231,12 @@ def create_app(
     )
     app.state.svc = svc
     app.state.guard = svc.guard  # the seam other route modules (keys) admit through
+    app.state.keys = getattr(svc.guard, "store", None)  # the key store, when keys are checked
+    app.state.feedback = feedback
     app.state.inflight = InflightCounter(service.max_inflight)
     http_errors.install(app)
+    # Added last = outermost: the access log and metrics also see the 413s and 503s below.
+    app.add_middleware(BodyLimit, limit=service.max_body_bytes)
     app.add_middleware(InflightLimit, counter=app.state.inflight)
     if service.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -178,8 +248,20 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-Conversation-Id"],
             expose_headers=["Retry-After", "X-Conversation-Id"],
         )
-    for module in (routes_openai, routes_tasks, routes_assist, routes_data):
+    app.add_middleware(observe.ObserveMiddleware)
+    for module in (
+        routes_openai,
+        routes_tasks,
+        routes_assist,
+        routes_data,
+        routes_keys,
+        routes_feedback,
+    ):
         app.include_router(module.router)
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics() -> Any:
+        return observe.metrics_response()
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -224,6 +306,7 @@ def build_guard(settings: Settings, host: str, auth_mode: str, runtime: Runtime)
 def factory() -> FastAPI:
     """uvicorn's app factory in each worker: everything comes from ``acllm serve``'s environment."""
     settings = load_settings(os.environ.get(ENV_CONFIG) or None)
+    observe.configure_logging()
     host = os.environ.get(ENV_HOST, "127.0.0.1")
     auth = os.environ.get(ENV_AUTH) or settings.service.auth
     parent = os.environ.get(ENV_PARENT)

@@ -32,13 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acllm import registry
 from acllm.config import BackendSpec, Settings, load_settings
-from acllm.errors import AcllmError, UnauthorizedError, UserError
+from acllm.errors import AcllmError, NotFoundError, UnauthorizedError, UserError
 from acllm.runtime import Runtime
 from acllm.service import http_errors
 from acllm.service.fairqueue import FairQueue
 from acllm.service.remote import encode_vectors, is_local
 from acllm.service.routes_common import (
-    NotFoundError,
     StreamBody,
     aclose,
     prefetch,
@@ -232,14 +231,24 @@ def create_model_app(settings: Settings, token: str, *, parent_pid: int | None =
         if not hmac.compare_digest(given, expected):
             raise UnauthorizedError("the model process needs its bearer token")
 
+    async def publish_depths() -> None:
+        """The queues' depths as a Prometheus gauge, sampled (no cost on the request path)."""
+        from acllm.service.observe import QUEUE
+
+        while True:
+            for (kind, name), queue in list(host.queues.items()):
+                QUEUE.labels(f"{kind}:{name}").set(queue.waiting)
+            await asyncio.sleep(0.5)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(host.load_all())
         watchdog = asyncio.create_task(watch_parent(parent_pid)) if parent_pid else None
+        depths = asyncio.create_task(publish_depths())
         try:
             yield
         finally:
-            for task in (loading, watchdog):
+            for task in (loading, watchdog, depths):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -46,7 +46,10 @@ ERRORS = Counter("acllm_errors_total", "Requests that ended in an error, by kind
 CACHE = Counter("acllm_cache_total", "Cache lookups", ["cache", "result"])
 INFLIGHT = Gauge("acllm_inflight_requests", "Requests being answered", multiprocess_mode="livesum")
 QUEUE = Gauge(
-    "acllm_model_queue_depth", "Generations waiting for the model", multiprocess_mode="liveall"
+    "acllm_model_queue_depth",
+    "Callers waiting for a model or embedder in the model process",
+    ["queue"],
+    multiprocess_mode="livemax",
 )
 
 

@@ -23,6 +23,7 @@ from acllm.service.routes_common import (
     conversation_headers,
     estimate_tokens,
     prefetch,
+    record_answer,
     sse,
     within_deadline,
 )
@@ -67,13 +68,15 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
     if not body.stream:
         answer = await within_deadline(svc, request, _last(items))
         await charge(svc, principal, answer.usage.total_tokens)
-        return JSONResponse(answer.as_dict(), headers=headers)
+        recorded = await record_answer(request, name, answer, principal)
+        return JSONResponse(recorded, headers=headers)
     try:
         first = await within_deadline(svc, request, prefetch(items))
     except BaseException:
         await aclose(items)
         raise
-    return StreamBody(_events(svc, principal, first, items), headers=headers)
+    events = _events(svc, request, name, principal, first, items)
+    return StreamBody(events, headers=headers)
 
 
 async def _last(items: AsyncIterator[Any]) -> Any:
@@ -84,7 +87,12 @@ async def _last(items: AsyncIterator[Any]) -> Any:
 
 
 async def _events(
-    svc: ServiceState, principal: Principal, first: Any, rest: AsyncIterator[Any]
+    svc: ServiceState,
+    request: Request,
+    name: str,
+    principal: Principal,
+    first: Any,
+    rest: AsyncIterator[Any],
 ) -> AsyncIterator[bytes]:
     from acllm.assist.types import Answer
 
@@ -94,7 +102,7 @@ async def _events(
         while item is not None:
             if isinstance(item, Answer):
                 tokens = item.usage.total_tokens
-                yield sse(item.as_dict(), event="answer")
+                yield sse(await record_answer(request, name, item, principal), event="answer")
             else:
                 yield sse({"text": item}, event="delta")
             item = await anext(rest, None)

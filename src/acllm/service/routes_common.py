@@ -17,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from acllm.errors import AcllmError, UpstreamTimeoutError, UserError
+from acllm.errors import AcllmError, NotFoundError, UpstreamTimeoutError, UserError
 from acllm.service.guard import Guard, Principal
 from acllm.service.remote import CALLER, ModelProcessClient, is_local
 
 if TYPE_CHECKING:
     from acllm.assist.assistant import Assistant
+    from acllm.assist.types import Answer
     from acllm.config import Settings
     from acllm.embed.base import Embedder
     from acllm.models.base import ChatModel
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONVERSATION_HEADER = "X-Conversation-Id"
-
-
-class NotFoundError(UserError):
-    status = 404
 
 
 class ClientGoneError(AcllmError):
@@ -95,6 +92,45 @@ class ServiceState:
         raise NotFoundError(
             f"no assistant named '{name}'", hint=f"assistants: {', '.join(names) or 'none'}"
         )
+
+    def answer_config(self, name: str) -> dict[str, Any]:
+        """What produced an assistant's answers, stored with each one for feedback and evals."""
+        from acllm import __version__
+
+        spec = self.settings.assistants.get(name)
+        index = spec.index if spec else name.removeprefix("index:")
+        options = spec.model_dump(mode="json") if spec else {"index": index}
+        embedder = self.runtime.index_spec(index).embedder or self.settings.default_embedder
+        model = (spec.model if spec else None) or self.settings.default_model
+        return {
+            "assistant": name,
+            **options,
+            "model": model,
+            "embedder": embedder,
+            "acllm": __version__,
+        }
+
+
+async def record_answer(
+    request: Request, name: str, answer: Answer, principal: Principal
+) -> dict[str, Any]:
+    """The answer as the client gets it, stored for feedback under the ``answer_id`` it carries."""
+    svc = state(request)
+    out = answer.as_dict()
+    feedback = request.app.state.feedback
+    conversation = request.headers.get(CONVERSATION_HEADER)
+    config = svc.answer_config(name)
+    with anyio.CancelScope(shield=True):  # recorded even if the client leaves right now
+        out["answer_id"] = await anyio.to_thread.run_sync(
+            lambda: feedback.record_answer(
+                assistant=name,
+                answer=out,
+                config=config,
+                key_id=principal.key_id,
+                conversation=conversation,
+            )
+        )
+    return out
 
 
 def state(request: Request) -> ServiceState:

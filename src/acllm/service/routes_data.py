@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from acllm.errors import NotFoundError
 from acllm.service.jobs import IngestRequest
-from acllm.service.routes_common import NotFoundError, Svc, admit
+from acllm.service.routes_common import Svc, admit
 
 router = APIRouter(tags=["indexes"])
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from acllm.errors import UserError
 from acllm.feedback import MAX_TEXT, FeedbackStore
 from acllm.service.routes_common import admit
 
@@ -52,12 +53,14 @@ async def add_feedback(body: FeedbackBody, request: Request) -> JSONResponse:
 @router.get("/v1/feedback", tags=["feedback"])
 async def list_feedback(
     request: Request,
-    rating: Literal[1, -1] | None = None,
+    rating: int | None = Query(default=None, description="1 or -1"),
     since: float | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """Newest first; ``rating=-1`` is the review queue of answers rated bad."""
     await admit(request, "admin")
+    if rating not in (None, 1, -1):
+        raise UserError(f"rating must be 1 or -1, got {rating}")
     found = await anyio.to_thread.run_sync(
         lambda: store(request).list(rating=rating, since=since, limit=limit)
     )

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from acllm.errors import ServiceError
+from acllm.errors import NotFoundError
 from acllm.service.guard import Guard
 from acllm.service.keys import KeyStore
 from acllm.service.limits import USAGE_KEEP_DAYS, Budgets, parse_day
@@ -42,10 +42,9 @@ def _state(request: Request) -> tuple[KeyStore, Guard]:
     store = getattr(request.app.state, "keys", None)
     guard = getattr(request.app.state, "guard", None)
     if store is None or guard is None:
-        raise ServiceError(
-            "API key management is not set up on this server",
-            hint="manage keys on the server's machine with 'acllm keys'",
-            status=503,
+        raise NotFoundError(
+            "this server runs without API keys (auth off), so it has no key routes",
+            hint="start it with --auth on, or manage keys on its machine with 'acllm keys'",
         )
     return store, guard
 
@@ -101,10 +100,9 @@ async def key_usage(
     _, guard = _state(request)
     budgets = getattr(guard, "budgets", None)
     if not isinstance(budgets, Budgets):
-        raise ServiceError(
+        raise NotFoundError(
             "usage is counted only while API keys are on",
             hint="start the server with --auth on to count usage per key",
-            status=503,
         )
 
     def report() -> dict[str, Any]:

@@ -33,6 +33,7 @@ from acllm.service.routes_common import (
     conversation_headers,
     estimate_tokens,
     prefetch,
+    record_answer,
     sse,
     within_deadline,
 )
@@ -102,6 +103,7 @@ class Piece:
     finish: str | None = None
     usage: Usage | None = None
     citations: list[dict[str, Any]] | None = None
+    answer_id: str | None = None  # an assistant's answer, recorded for feedback
 
 
 def _messages(body: ChatCompletionRequest) -> list[Message]:
@@ -164,14 +166,17 @@ async def _model_pieces(deltas: AsyncIterator[Delta]) -> AsyncIterator[Piece]:
         await aclose(deltas)  # closed at a yield, `async for` would leave the model's stream open
 
 
-async def _assistant_pieces(items: AsyncIterator[Any]) -> AsyncIterator[Piece]:
+async def _assistant_pieces(
+    items: AsyncIterator[Any], request: Request, name: str, principal: Principal
+) -> AsyncIterator[Piece]:
     from acllm.assist.types import Answer
 
     try:
         async for item in items:
             if isinstance(item, Answer):
-                cites = [c.as_dict() for c in item.citations]
-                yield Piece("", "stop", item.usage, cites)
+                recorded = await record_answer(request, name, item, principal)
+                cites = recorded["citations"]
+                yield Piece("", "stop", item.usage, cites, recorded["answer_id"])
             else:
                 yield Piece(str(item))
     finally:
@@ -198,7 +203,8 @@ async def chat_completions(
             raise UserError("the last message must be the user's question")
         history = [m for m in messages[:-1] if m.role != "system"]
         assistant = svc.assistant(body.model)
-        pieces = _assistant_pieces(assistant.stream(messages[-1].content, history))
+        items = assistant.stream(messages[-1].content, history)
+        pieces = _assistant_pieces(items, request, body.model, principal)
     else:
         model = svc.chat_model(body.model)
         max_tokens = body.max_completion_tokens or body.max_tokens
@@ -238,6 +244,8 @@ async def chat_completions(
     }
     if last.citations is not None:
         out["citations"] = last.citations
+    if last.answer_id is not None:
+        out["answer_id"] = last.answer_id
     return JSONResponse(out, headers=headers)
 
 
@@ -281,6 +289,7 @@ async def _events(
             tail: dict[str, Any] = {**meta, "object": "chat.completion.chunk", "choices": []}
             if last.citations is not None:
                 tail["citations"] = last.citations
+                tail["answer_id"] = last.answer_id
             if include_usage:
                 tail["usage"] = _usage(last.usage)
             yield sse(tail)
