@@ -342,6 +342,64 @@ async def test_leaving_a_stream_frees_the_model(server: Server) -> None:
 # --- shutdown (last: it stops the server) --------------------------------------------------------
 
 
+# --- the web chat in a real browser ---------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root Chromium needs --no-sandbox; nothing may reach the network (no updates, no field trials).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def test_web_chat_streams_a_cited_answer_and_stores_feedback(server: Server) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/system-deps.sh"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            expect(page.locator("#assistant option")).to_have_count(1)
+            assert page.locator("#assistant").input_value() == "bicis"
+            page.get_by_test_id("question").fill(QUESTION)
+            page.get_by_test_id("question").press("Enter")
+            answer = page.locator("[data-testid=answer][data-done=true]")
+            expect(answer).to_have_count(1, timeout=120_000)
+            assert "30" in answer.locator(".text").inner_text()
+            source = answer.locator(".cites button.source").first
+            expect(source).to_contain_text("politica_devoluciones.md")
+            quote = answer.locator(".cites .quote").first
+            expect(quote).to_be_hidden()
+            source.click()  # a citation opens to show the cited text
+            expect(quote).to_be_visible()
+            assert "30" in quote.inner_text()
+
+            answer.get_by_test_id("thumbs-down").click()
+            expect(answer.locator(".feedback .status")).to_have_text("Thanks, saved.")
+            answer.get_by_test_id("correction").fill("30 días desde la entrega, no la compra.")
+            answer.get_by_role("button", name="Send correction").click()
+            expect(answer.get_by_test_id("correction")).to_have_count(0)
+        finally:
+            browser.close()
+
+    with httpx.Client(timeout=30) as client:
+        stored = client.get(f"{server.url}/v1/feedback").json()["data"]
+    mine = [f for f in stored if f["answer"]["question"] == QUESTION]
+    assert {f["rating"] for f in mine} == {-1, None}
+    assert "30 días desde la entrega, no la compra." in {f["correction"] for f in mine}
+    [answer_record] = {json.dumps(f["answer"], sort_keys=True) for f in mine}
+    record = json.loads(answer_record)
+    assert record["citations"][0]["source"] == "politica_devoluciones.md"
+    assert record["config"]["assistant"] == "bicis"
+
+
 def test_sigterm_stops_every_process(server: Server) -> None:
     children = descendants(server.proc.pid) | server.children
     assert len(children) >= 3  # two workers and the model process (and multiprocessing's helper)
