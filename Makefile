@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,minilm,docs,sql,pg,serve,redis,faiss
 
-.PHONY: run test lint typecheck unit bench bench-quick clean sysdeps
+.PHONY: run demo test lint typecheck unit bench bench-quick clean sysdeps
 
 $(STAMP): pyproject.toml scripts/llama-wheel.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh
 sysdeps:
 	bash scripts/system-deps.sh
 
+# The example app: ingest examples/data, then serve the web chat and API on 127.0.0.1:8000.
 run: $(STAMP)
+	bash scripts/run.sh
+
+# A tour of the CLI: questions on the example data and the six language tasks.
+demo: $(STAMP)
 	bash scripts/demo.sh
 
 lint: $(STAMP)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: answers from the example data and the six tasks, end to end from the CLI on the
-# embedded default (no network). The service issue will point `make run` at `acllm serve`.
+# `make demo`: answers from the example data and the six tasks, end to end from the CLI on the
+# embedded default (no network). `make run` serves the same data over HTTP with a web chat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 acllm() { .venv/bin/acllm "$@"; }

@@ -342,6 +342,20 @@ async def test_leaving_a_stream_frees_the_model(server: Server) -> None:
 # --- shutdown (last: it stops the server) --------------------------------------------------------
 
 
+def test_the_readme_openai_snippet_prints_what_the_readme_says(server: Server) -> None:
+    from test_docs import readme_python
+
+    snippet = readme_python("from openai import OpenAI")
+    expected = [line.removeprefix("# ") for line in snippet.splitlines() if line.startswith("# ")]
+    printed: list[str] = []
+
+    def capture(*args: object) -> None:
+        printed.append(" ".join(str(a) for a in args))
+
+    exec(snippet.replace("http://127.0.0.1:8000", server.url), {"print": capture})
+    assert printed == expected
+
+
 # --- the web chat in a real browser ---------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
