@@ -424,3 +424,15 @@ def test_settings_constructed_directly_keep_builtin_defaults() -> None:
     s = Settings()
     assert s.models["local"].backend == "local"
     assert s.kv.backend == "sqlite"
+
+
+def test_a_secret_variable_named_by_the_config_is_not_read_as_a_setting(tmp_path: Path) -> None:
+    path = tmp_path / "acllm.toml"
+    path.write_text(
+        '[indexes.archive]\nbackend = "pg"\ndsn = "postgresql://u@h/db"\n'
+        'password_env = "ACLLM_PG_PASSWORD"\n'
+    )
+    settings = load_settings(path, environ={"ACLLM_PG_PASSWORD": "s3cret"})
+    assert settings.indexes["archive"].options()["password_env"] == "ACLLM_PG_PASSWORD"
+    with pytest.raises(ConfigError):  # not named by the config: still a (bad) setting
+        load_settings(path, environ={"ACLLM_OTHER_PASSWORD": "s3cret"})

@@ -146,13 +146,28 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """Nested dict from ``ACLLM_A__B=v`` variables (``ACLLM_CONFIG`` and ``ACLLM_HOME`` aside)."""
+def secret_variables(data: Any) -> set[str]:
+    """The environment variables that ``*_env`` keys name: they hold secrets, not settings."""
+    if isinstance(data, dict):
+        found = {v for k, v in data.items() if str(k).endswith("_env") and isinstance(v, str)}
+        return found.union(*(secret_variables(v) for v in data.values()))
+    if isinstance(data, list):
+        return set().union(*(secret_variables(v) for v in data))
+    return set()
+
+
+def env_overrides(environ: dict[str, str], skip: set[str] | None = None) -> dict[str, Any]:
+    """Nested dict from ``ACLLM_A__B=v`` variables (``ACLLM_CONFIG`` and ``ACLLM_HOME`` aside).
+
+    ``skip`` names variables the config points secrets at (``password_env = "ACLLM_PG_PW"``):
+    read by their backend, never parsed as settings.
+    """
     out: dict[str, Any] = {}
     for name, raw in environ.items():
         if (
             not name.startswith(ENV_PREFIX)
             or name in _NOT_SETTINGS
+            or name in (skip or set())
             or name.startswith("ACLLM_TEST")
         ):
             continue
@@ -273,7 +288,7 @@ def load_settings(
             raise ConfigError(str(file), "config file is not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(str(file), f"cannot read the config file: {exc.strerror}") from None
-    data = _merge(data, env_overrides(env))
+    data = _merge(data, env_overrides(env, skip=secret_variables(data)))
     # A user's [models.x] adds to the built-in entries rather than replacing them.
     for section, defaults in (("models", _default_models()), ("embedders", _default_embedders())):
         if isinstance(data.get(section), dict):

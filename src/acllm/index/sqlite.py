@@ -5,9 +5,13 @@ PostgreSQL backend ranks. Dense search is an exact numpy scan over a float32 mat
 memory and keyed on the index version, read in the same snapshot as the vectors: a write by another
 process is seen on the next search. Filters are SQL over each chunk's facets (source metadata
 overlaid with chunk metadata) in both searches; the dense scan masks its matrix with the rowids SQL
-selects, so both agree on what matches. Concurrency follows acllm.kv.sqlite (WAL, busy timeout,
-``BEGIN IMMEDIATE`` writes, one connection behind a lock). A process killed mid-write leaves only
-an uncommitted WAL tail, which SQLite discards: the index stays at its previous version.
+selects, so both agree on what matches. With ``ann = "hnsw"`` (extra ``acllm[faiss]``) and at
+least ``ann_min_chunks`` chunks, a faiss HNSW graph in ``<file>.hnsw`` proposes the candidates
+instead and the same code scores them exactly; filtered searches over-fetch and post-filter, and
+fall back to the exact scan when too few candidates survive (see acllm.index.ann). Concurrency
+follows acllm.kv.sqlite (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes, one connection behind a
+lock). A process killed mid-write leaves only an uncommitted WAL tail, which SQLite discards: the
+index stays at its previous version.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from acllm.errors import ServiceError, UserError
+from acllm.index.ann import HNSW, HNSWOptions
 from acllm.index.base import Filters, Hit, SourceWrite
 from acllm.index.text import TEXT_VERSION, term_string, terms
 from acllm.ingest.document import Chunk
@@ -96,8 +101,18 @@ def _match_expression(query: str) -> str | None:
 
 
 class SQLiteIndex:
-    def __init__(self, path: str | Path, *, name: str, dim: int, embedder: str) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        dim: int,
+        embedder: str,
+        ann: HNSWOptions | None = None,
+    ) -> None:
         self.path, self.name, self.dim, self.embedder = Path(path), name, dim, embedder
+        sidecar = self.path.with_name(self.path.name + ".hnsw")
+        self._ann = HNSW(sidecar, dim, ann) if ann is not None else None  # None: exact scan only
         self._lock = threading.Lock()
         # (version, rowids, matrix): the dense-search cache, rebuilt when the version moves.
         self._matrix: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
@@ -243,11 +258,20 @@ class SQLiteIndex:
         if query.shape != (self.dim,):
             raise UserError(f"query vector has {query.size} values, the index has dim {self.dim}")
         where, params = _filter_sql(filters)
+        if self._ann is not None and k > 0:
+            with self._db("BEGIN") as conn:
+                snapshot = self._load_matrix(conn)
+            self._ann.refresh(*snapshot)  # builds or updates the graph outside the lock
         with self._db("BEGIN") as conn:  # one snapshot: version, vectors and rows agree
-            rowids, matrix = self._load_matrix(conn)
+            version, rowids, matrix = self._load_matrix(conn)
+            keep = np.ones(len(rowids), dtype=bool)
             if filters:
                 allowed = conn.execute(f"SELECT c.rowid FROM chunks c WHERE 1{where}", params)
                 keep = np.isin(rowids, np.fromiter((r[0] for r in allowed), dtype=np.int64))
+            candidates = self._ann.search(version, query, k, keep) if self._ann else None
+            if candidates is not None:  # HNSW's candidates, scored exactly like the scan below
+                rowids, matrix = rowids[candidates], matrix[candidates]
+            elif filters:
                 rowids, matrix = rowids[keep], matrix[keep]
             if k <= 0 or not len(rowids):
                 return []
@@ -264,14 +288,14 @@ class SQLiteIndex:
 
     def _load_matrix(
         self, conn: sqlite3.Connection
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         version = int(conn.execute(_VERSION).fetchone()[0])
         if self._matrix is None or self._matrix[0] != version:
             rows = conn.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
             rowids = np.array([r[0] for r in rows], dtype=np.int64)
             data = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4")
             self._matrix = (version, rowids, data.astype(np.float32).reshape(-1, self.dim))
-        return self._matrix[1], self._matrix[2]
+        return self._matrix
 
     def _by_ids(self, columns: str, chunk_ids: Sequence[str]) -> list[Any]:
         # One JSON array parameter: no limit on how many ids, unlike one "?" per id.
@@ -307,7 +331,8 @@ class SQLiteIndex:
         }
 
     def _files(self) -> list[Path]:
-        return [self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))]
+        suffixes = ("-wal", "-shm", ".hnsw")  # .hnsw: the HNSW graph, if ann = "hnsw" made one
+        return [self.path, *(self.path.with_name(self.path.name + s) for s in suffixes)]
 
     def drop(self) -> None:
         self.close()
@@ -320,6 +345,8 @@ class SQLiteIndex:
                 self._conn.close()
                 self._conn = None
             self._matrix = None
+        if self._ann is not None:
+            self._ann.close()
 
     def __enter__(self) -> SQLiteIndex:
         return self
@@ -331,12 +358,27 @@ class SQLiteIndex:
 class SQLiteIndexOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dir: str | None = None  # folder of <name>.sqlite files; None: <data_dir>/indexes
+    # Dense search: "exact" numpy scan, or "hnsw" (extra acllm[faiss]): a faiss HNSW graph in
+    # <name>.sqlite.hnsw, used once the index holds ann_min_chunks chunks (see acllm.index.ann).
+    ann: Literal["exact", "hnsw"] = "exact"
+    ann_min_chunks: int = Field(default=50_000, ge=0)
+    hnsw_m: int = Field(default=32, ge=4, le=256)
+    hnsw_ef_search: int = Field(default=128, ge=1)
+    hnsw_ef_construction: int = Field(default=64, ge=4)
+
+    def hnsw(self) -> HNSWOptions | None:
+        if self.ann == "exact":
+            return None
+        return HNSWOptions(
+            self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search, self.ann_min_chunks
+        )
 
 
 def build(options: SQLiteIndexOptions, runtime: Runtime) -> Callable[[str, int, str], SQLiteIndex]:
     folder = Path(options.dir).expanduser() if options.dir else runtime.data_dir / "indexes"
+    ann = options.hnsw()
     return lambda name, dim, embedder: SQLiteIndex(
-        folder / f"{name}.sqlite", name=name, dim=dim, embedder=embedder
+        folder / f"{name}.sqlite", name=name, dim=dim, embedder=embedder, ann=ann
     )
 
 
