@@ -191,7 +191,9 @@ def _user_version(path: Path) -> int:
 def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "keys.sqlite"
     path.write_bytes(b"not a database at all " * 300)
-    with pytest.raises(ServiceError, match="is not a usable API key store") as info:
+    with pytest.raises(
+        ServiceError, match=r"API key store .* is not a usable SQLite database"
+    ) as info:
         KeyStore(path)
     assert str(path) in str(info.value)
     assert "backup" in info.value.hint
@@ -202,7 +204,7 @@ def test_another_sqlite_file_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 1")  # claims our schema but has no keys table
     conn.close()
-    with pytest.raises(ServiceError, match="cannot open the API key store"):
+    with pytest.raises(ServiceError, match="is an SQLite file, but not one acllm wrote"):
         KeyStore(path)
 
 
@@ -314,4 +316,4 @@ def test_cli_corrupt_store_exits_3(home: Path, capsys: pytest.CaptureFixture[str
     path.parent.mkdir(parents=True)
     path.write_bytes(b"garbage " * 1000)
     assert main(["keys", "list"]) == 3
-    assert "not a usable API key store" in capsys.readouterr().err
+    assert "is not a usable SQLite database" in capsys.readouterr().err

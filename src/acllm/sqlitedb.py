@@ -55,7 +55,12 @@ def connect(
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {latest}")
         if on_open is not None:
-            on_open(conn)
+            try:
+                on_open(conn)
+            except sqlite3.DatabaseError as exc:  # the schema is not the one acllm writes
+                raise ServiceError(
+                    f"{what} {path} is an SQLite file, but not one acllm wrote: {exc}", hint=hint
+                ) from exc
         conn.execute("COMMIT")
         return conn
     except BaseException as exc:

@@ -15,10 +15,8 @@ import json
 import re
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 from acllm.errors import ServiceError, UserError
 from acllm.service.guard import ALL, ROUTE_GROUPS
+from acllm.sqlitedb import Database
 
 SECRET_PREFIX = "acllm-"
 FILE_NAME = "keys.sqlite"
@@ -154,82 +153,22 @@ class KeyStore:
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open()
+        self._db = Database(
+            self.path,
+            MIGRATIONS,
+            what="API key store",
+            hint="restore it from a backup, or move it aside and create new keys "
+            "(acllm keys create): every existing key stops working",
+            # A file that holds a `keys` table of another shape is refused here, not later.
+            on_open=lambda conn: conn.execute(
+                f"SELECT {_COLUMNS}, secret_sha256 FROM keys LIMIT 0"
+            ),
+        )
 
     @classmethod
     def at(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> KeyStore:
         """The store every acllm process on this machine shares: ``<data_dir>/keys.sqlite``."""
         return cls(data_dir / FILE_NAME, clock=clock)
-
-    def _open(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves; self._lock serializes threads.
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")  # also the first read: fails on a non-DB
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(conn)
-            conn.execute(f"SELECT {_COLUMNS}, secret_sha256 FROM keys LIMIT 0")  # our table?
-            return conn
-        except BaseException as exc:
-            if conn is not None:
-                conn.close()
-            if isinstance(exc, sqlite3.OperationalError | OSError):
-                raise ServiceError(
-                    f"cannot open the API key store {self.path}: {exc}",
-                    hint="check that the directory is writable and the file is acllm's keys.sqlite",
-                ) from exc
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise ServiceError(
-                    f"{self.path} is not a usable API key store: {exc}",
-                    hint="restore it from a backup, or move it aside and create new keys "
-                    "(acllm keys create): every existing key stops working",
-                ) from exc
-            raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # One IMMEDIATE transaction: processes opening a fresh file at once migrate it only once.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ServiceError(
-                    f"the API key store {self.path} has schema version {version}, but this acllm "
-                    f"knows only up to {SCHEMA_VERSION}: a newer acllm wrote it",
-                    hint="upgrade acllm (pip install -U acllm)",
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    @contextmanager
-    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._conn is None:
-                raise ServiceError(f"the API key store {self.path} is closed")
-            conn = self._conn
-            try:
-                if write:
-                    conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                if write:
-                    conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise ServiceError(f"API key store {self.path} failed: {exc}") from exc
-                raise
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> ApiKey:
@@ -269,7 +208,7 @@ class KeyStore:
         for _ in range(3):  # 48 random bits: a clash of ids is all but impossible, but harmless
             key_id = "key_" + secrets.token_hex(6)
             try:
-                with self._db(write=True) as conn:
+                with self._db.write() as conn:
                     conn.execute(
                         f"INSERT INTO keys ({_COLUMNS}, secret_sha256) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
@@ -293,12 +232,12 @@ class KeyStore:
 
     def list(self) -> tuple[ApiKey, ...]:
         """Every key, revoked ones too, oldest first. Never a secret."""
-        with self._db() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM keys ORDER BY created, rowid").fetchall()
         return tuple(self._row(r) for r in rows)
 
     def get(self, key_id: str) -> ApiKey:
-        with self._db() as conn:
+        with self._db.read() as conn:
             row = conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE id = ?", (key_id,)).fetchone()
         if row is None:
             raise UnknownKeyError(
@@ -308,7 +247,7 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> tuple[ApiKey, bool]:
         """The key, revoked, and whether this call revoked it (False: it already was)."""
-        with self._db(write=True) as conn:
+        with self._db.write() as conn:
             done = conn.execute(
                 "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (self._clock(), key_id),
@@ -318,7 +257,7 @@ class KeyStore:
     def find(self, secret: str) -> ApiKey | None:
         """The key behind ``secret``, revoked or not; None when no key has it."""
         wanted = digest(secret)
-        with self._db() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS}, secret_sha256 FROM keys WHERE secret_sha256 = ?", (wanted,)
             ).fetchone()
@@ -334,17 +273,14 @@ class KeyStore:
 
     def touch(self, key_id: str, when: float | None = None) -> None:
         """Record use; callers throttle this (KeyGuard writes at most once a minute per key)."""
-        with self._db(write=True) as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "UPDATE keys SET last_used = ? WHERE id = ?",
                 (self._clock() if when is None else when, key_id),
             )
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._db.close()
 
     def __enter__(self) -> KeyStore:
         return self
