@@ -30,6 +30,7 @@ def connect(
     what: str,
     hint: str,
     on_open: Callable[[sqlite3.Connection], object] | None = None,
+    busy_timeout: float = BUSY_TIMEOUT_S,
 ) -> sqlite3.Connection:
     """A migrated connection to ``path``; ``on_open`` runs inside the migration transaction."""
     conn: sqlite3.Connection | None = None
@@ -39,7 +40,7 @@ def connect(
         # isolation_level=None: no implicit transactions, callers BEGIN/COMMIT themselves.
         # check_same_thread=False is safe because Database serialises every use with a lock.
         conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode = WAL")  # also the first read: fails on a non-DB
         conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL, far fewer fsyncs
@@ -89,12 +90,13 @@ class Database:
         what: str,
         hint: str,
         on_open: Callable[[sqlite3.Connection], object] | None = None,
+        busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> None:
         self.path = Path(path)
         self.what = what
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = connect(
-            self.path, migrations, what=what, hint=hint, on_open=on_open
+            self.path, migrations, what=what, hint=hint, on_open=on_open, busy_timeout=busy_timeout
         )
 
     @contextmanager
@@ -110,8 +112,19 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: committed when the block ends, rolled back if it raises."""
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query in the block sees the same state of the file."""
+        with self._transaction("BEGIN") as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         with self.read() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 yield conn
                 conn.execute("COMMIT")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,12 +28,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from acllm.errors import ServiceError, UserError
+from acllm.errors import UserError
 from acllm.index.ann import HNSW, HNSWOptions
 from acllm.index.base import Filters, Hit, SourceWrite
 from acllm.index.text import TEXT_VERSION, term_string, terms
 from acllm.ingest.document import Chunk
 from acllm.registry import Backend
+from acllm.sqlitedb import Database
 
 if TYPE_CHECKING:
     from acllm.runtime import Runtime
@@ -113,49 +113,23 @@ class SQLiteIndex:
         self.path, self.name, self.dim, self.embedder = Path(path), name, dim, embedder
         sidecar = self.path.with_name(self.path.name + ".hnsw")
         self._ann = HNSW(sidecar, dim, ann) if ann is not None else None  # None: exact scan only
-        self._lock = threading.Lock()
         # (version, rowids, matrix): the dense-search cache, rebuilt when the version moves.
         self._matrix: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
-        self._conn: sqlite3.Connection | None = self._open()
+        self._database = Database(
+            self.path,
+            MIGRATIONS,
+            what=f"index '{name}' file",
+            hint=f"drop the index '{name}' (or move the file aside) and re-ingest",
+            on_open=self._init_meta,
+            busy_timeout=BUSY_TIMEOUT_S,
+        )
 
-    def _open(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode = WAL")  # also the first read: fails on a non-DB
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")  # processes opening a fresh file migrate it once
-            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ServiceError(
-                    f"index file {self.path} has schema version {version}, but this acllm knows "
-                    f"only up to {SCHEMA_VERSION}: a newer acllm wrote it",
-                    hint="upgrade acllm (pip install -U acllm)",
-                )
-            for statement in (s for step in MIGRATIONS[version:] for s in step):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            mine = [self.name, str(self.dim), self.embedder, str(TEXT_VERSION), "0"]
-            insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
-            conn.executemany(insert, zip(_META, mine, strict=True))
-            self._check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
-            conn.execute("COMMIT")
-            return conn
-        except BaseException as exc:
-            if conn is not None:
-                conn.close()  # rolls back too
-            if isinstance(exc, sqlite3.OperationalError | OSError):
-                hint = "check that the directory is writable and no other program locks the file"
-                raise ServiceError(f"cannot open index file {self.path}: {exc}", hint=hint) from exc
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise ServiceError(
-                    f"index file {self.path} is not a usable SQLite database: {exc}",
-                    hint=f"drop the index '{self.name}' (or move the file aside) and re-ingest",
-                ) from exc
-            raise
+    def _init_meta(self, conn: sqlite3.Connection) -> None:
+        """Record what this index is built with on first open; refuse a mismatch later."""
+        mine = [self.name, str(self.dim), self.embedder, str(TEXT_VERSION), "0"]
+        insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)"
+        conn.executemany(insert, zip(_META, mine, strict=True))
+        self._check_meta(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
 
     def _check_meta(self, meta: dict[str, str]) -> None:
         built, dim = meta["embedder"], int(meta["dim"])
@@ -175,22 +149,14 @@ class SQLiteIndex:
 
         Plain BEGIN gives reads one consistent snapshot; BEGIN IMMEDIATE holds the write lock.
         """
-        with self._lock:
-            if self._conn is None:
-                raise ServiceError(f"the index '{self.name}' ({self.path}) is closed")
-            conn = self._conn
-            try:
-                if begin:
-                    conn.execute(begin)
-                yield conn
-                if begin:
-                    conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise ServiceError(f"index '{self.name}' ({self.path}) failed: {exc}") from exc
-                raise
+        if begin is None:
+            opened = self._database.read()
+        elif begin == "BEGIN":
+            opened = self._database.snapshot()
+        else:
+            opened = self._database.write()
+        with opened as conn:
+            yield conn
 
     def write(self, replace: Sequence[SourceWrite] = (), remove: Sequence[str] = ()) -> None:
         if not replace and not remove:
@@ -340,11 +306,8 @@ class SQLiteIndex:
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            self._matrix = None
+        self._database.close()
+        self._matrix = None
         if self._ann is not None:
             self._ann.close()
 
