@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,minilm,docs,sql,pg,serve,redis,faiss
+EXTRAS ?= dev,minilm,torch,docs,sql,pg,serve,redis,faiss
 
 .PHONY: run demo test lint typecheck unit bench bench-quick clean sysdeps
 

@@ -24,7 +24,7 @@ def app() -> FastAPI:
     @api.post("/v1/things/{name}")
     async def thing(name: str, request: Request) -> dict[str, str]:
         observe.record_usage(
-            request, key_id="key_abc", prompt_tokens=7, completion_tokens=3, model="m"
+            key_id="key_abc", prompt_tokens=7, completion_tokens=3, model="m", cost=0.25
         )
         return {"name": name}
 
@@ -70,6 +70,7 @@ async def test_request_id_log_line_and_usage(caplog: pytest.LogCaptureFixture) -
     assert line["route"] == "/v1/things/{name}" and line["path"] == "/v1/things/a"
     assert line["status"] == 200 and line["latency_ms"] >= 0
     assert (line["key_id"], line["prompt_tokens"], line["completion_tokens"]) == ("key_abc", 7, 3)
+    assert line["cost"] == 0.25 and line["model"] == "m"
 
 
 async def test_unsafe_request_ids_are_replaced(caplog: pytest.LogCaptureFixture) -> None:
@@ -97,6 +98,7 @@ async def test_metrics_count_requests_tokens_and_errors() -> None:
     assert delta("acllm_requests_total", route=route, method="POST", status="200") == 2
     assert delta("acllm_tokens_total", key="key_abc", kind="prompt") == 14
     assert delta("acllm_tokens_total", key="key_abc", kind="completion") == 6
+    assert delta("acllm_cost_total", key="key_abc") == 0.5
     assert delta("acllm_errors_total", kind="http_500") == 1
     assert delta("acllm_requests_total", route="unmatched", method="GET", status="404") == 1
     assert delta("acllm_request_seconds_count", route=route) == 2

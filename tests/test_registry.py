@@ -18,7 +18,7 @@ from acllm.runtime import Runtime
 
 BUILTINS: dict[registry.Kind, list[str]] = {
     "chat": ["fake", "local", "openai", "router"],
-    "embedder": ["e5", "hash", "minilm", "openai"],
+    "embedder": ["e5", "e5-torch", "hash", "minilm", "openai"],
     "kv": ["memory", "redis", "sqlite"],
 }
 ALL = [(kind, name) for kind, names in BUILTINS.items() for name in names]

@@ -5,6 +5,7 @@ app's own OpenAPI spec (no 5xx for any generated input)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,27 @@ def test_openapi_fuzzing_finds_no_server_errors(settings: Settings) -> None:  # 
 
             check()
         assert not failures, failures
+
+
+async def test_usage_and_cost_per_key_go_on_the_access_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path)
+    path.write_text(
+        path.read_text() + "[service.prices.fake]\nprompt_per_1k = 1.0\ncompletion_per_1k = 2.0\n"
+    )
+    priced = load_settings(path, environ={})
+    caplog.set_level(logging.INFO, logger="acllm.access")
+    async for http in open_client(create_app(priced)):
+        body = {"model": "fake", "messages": [{"role": "user", "content": "hi there"}]}
+        r = await http.post("/v1/chat/completions", json=body)
+        usage = r.json()["usage"]
+        await http.post("/v1/chat/completions", json={**body, "stream": True})
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records]
+    plain, streamed = [x for x in lines if x["route"] == "/v1/chat/completions"]
+    for line in (plain, streamed):
+        assert line["prompt_tokens"] == usage["prompt_tokens"]
+        assert line["completion_tokens"] == usage["completion_tokens"]
+        assert (line["model"] == "fake" and line["key_id"] is None) or "key_id" not in line
+        expected = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1000
+        assert line["cost"] == pytest.approx(expected)

@@ -76,6 +76,13 @@ class AssistantSpec(Strict):
     rewrite: Literal["model", "concat", "off"] = "concat"
 
 
+class ModelPrice(Strict):
+    """What a model's tokens cost, for the per-key cost in logs and metrics (any currency)."""
+
+    prompt_per_1k: float = Field(default=0.0, ge=0)
+    completion_per_1k: float = Field(default=0.0, ge=0)
+
+
 class ServiceSettings(Strict):
     """``acllm serve``: HTTP workers, the shared model process's queue, auth and default budgets."""
 
@@ -89,6 +96,7 @@ class ServiceSettings(Strict):
     default_rpm: int | None = Field(default=None, ge=1)  # for keys created without their own
     default_tpm: int | None = Field(default=None, ge=1)
     cors_origins: tuple[str, ...] = ()
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)  # by model name; unset: free
 
 
 def _default_models() -> dict[str, BackendSpec]:

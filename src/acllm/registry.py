@@ -37,6 +37,7 @@ _BUILTINS: dict[tuple[Kind, str], str] = {
     ("chat", "router"): "acllm.models.router",
     ("chat", "fake"): "acllm.models.fake",
     ("embedder", "e5"): "acllm.embed.e5",
+    ("embedder", "e5-torch"): "acllm.embed.e5_torch",
     ("embedder", "minilm"): "acllm.embed.minilm",
     ("embedder", "openai"): "acllm.embed.openai",
     ("embedder", "hash"): "acllm.embed.hash",

@@ -2,7 +2,7 @@
 
 Every request gets an id (the caller's ``X-Request-Id`` when it sends a sane one, else a new one),
 echoed in the response and written on its log line with the route, status, latency, key and
-tokens. Routes report usage with ``record_usage(request, ...)``; the middleware does the rest.
+tokens. Routes report usage with ``record_usage(...)``; the middleware does the rest.
 
 Several uvicorn workers are several processes, so metrics use prometheus_client's multiprocess
 mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (``acllm serve`` sets it to a fresh folder): each
@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import (
@@ -29,7 +30,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +42,7 @@ LATENCY = Histogram(
     "acllm_request_seconds", "Time to the end of the response", ["route"], buckets=_BUCKETS
 )
 TOKENS = Counter("acllm_tokens_total", "Model tokens used", ["key", "kind"])
+COST = Counter("acllm_cost_total", "Cost of the tokens used, from service.prices", ["key"])
 ERRORS = Counter("acllm_errors_total", "Requests that ended in an error, by kind", ["kind"])
 CACHE = Counter("acllm_cache_total", "Cache lookups", ["cache", "result"])
 INFLIGHT = Gauge("acllm_inflight_requests", "Requests being answered", multiprocess_mode="livesum")
@@ -53,24 +54,35 @@ QUEUE = Gauge(
 )
 
 
+# The current request's usage, filled by record_usage and written on its log line. A contextvar,
+# so a streaming body (which runs after the route returned) still adds to the right request.
+_USAGE: ContextVar[dict[str, Any] | None] = ContextVar("acllm_usage", default=None)
+
+
 def record_usage(
-    request: Request,
     *,
     key_id: str | None,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
     model: str | None = None,
+    cost: float = 0.0,
 ) -> None:
-    """Count a request's tokens; they also go on its log line."""
+    """Count a request's tokens and cost per key; they also go on its log line."""
     key = key_id or "anonymous"
     if prompt_tokens:
         TOKENS.labels(key, "prompt").inc(prompt_tokens)
     if completion_tokens:
         TOKENS.labels(key, "completion").inc(completion_tokens)
-    usage = request.scope.setdefault("state", {}).setdefault("acllm_usage", {})
+    if cost:
+        COST.labels(key).inc(cost)
+    usage = _USAGE.get()
+    if usage is None:  # outside a request (tests, scripts): metrics only
+        return
     usage.update(key_id=key_id, model=model)
     usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + prompt_tokens
     usage["completion_tokens"] = usage.get("completion_tokens", 0) + completion_tokens
+    if cost:
+        usage["cost"] = round(usage.get("cost", 0.0) + cost, 8)
 
 
 def record_error(kind: str) -> None:
@@ -107,6 +119,8 @@ class ObserveMiddleware:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.fullmatch(given) else "req_" + secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        usage: dict[str, Any] = {}
+        token = _USAGE.set(usage)
         began = time.perf_counter()
         status = 500
 
@@ -128,6 +142,7 @@ class ObserveMiddleware:
             status = 500
             raise
         finally:
+            _USAGE.reset(token)
             INFLIGHT.dec()
             seconds = time.perf_counter() - began
             route = _route(scope)
@@ -135,7 +150,6 @@ class ObserveMiddleware:
             LATENCY.labels(route).observe(seconds)
             if status >= 500:
                 record_error(f"http_{status}")
-            usage = scope.get("state", {}).get("acllm_usage", {})
             line: dict[str, Any] = {
                 "ts": round(time.time(), 3),
                 "event": "request",
@@ -145,7 +159,7 @@ class ObserveMiddleware:
                 "route": route,
                 "status": status,
                 "latency_ms": round(1000 * seconds, 2),
-                **{k: v for k, v in usage.items() if v is not None},
+                **usage,
             }
             ACCESS.info(json.dumps(line, ensure_ascii=False))
 

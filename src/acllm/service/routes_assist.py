@@ -27,7 +27,7 @@ from acllm.service.routes_common import (
     sse,
     within_deadline,
 )
-from acllm.types import Message
+from acllm.types import Message, Usage
 
 router = APIRouter(tags=["assistants"])
 
@@ -67,7 +67,7 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
     items = assistant.stream(body.question, history)
     if not body.stream:
         answer = await within_deadline(svc, request, _last(items))
-        await charge(svc, principal, answer.usage.total_tokens)
+        await charge(svc, principal, answer.usage, name)
         recorded = await record_answer(request, name, answer, principal)
         return JSONResponse(recorded, headers=headers)
     try:
@@ -96,12 +96,12 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     from acllm.assist.types import Answer
 
-    tokens = 0
+    usage = Usage()
     try:
         item = first
         while item is not None:
             if isinstance(item, Answer):
-                tokens = item.usage.total_tokens
+                usage = item.usage
                 yield sse(await record_answer(request, name, item, principal), event="answer")
             else:
                 yield sse({"text": item}, event="delta")
@@ -110,4 +110,4 @@ async def _events(
         yield sse(error_body(exc), event="error")
     finally:
         await aclose(rest)
-        await charge(svc, principal, tokens)
+        await charge(svc, principal, usage, name)

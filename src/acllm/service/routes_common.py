@@ -18,8 +18,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from acllm.errors import AcllmError, NotFoundError, UpstreamTimeoutError, UserError
+from acllm.service import observe
 from acllm.service.guard import Guard, Principal
 from acllm.service.remote import CALLER, ModelProcessClient, is_local
+from acllm.types import Usage
 
 if TYPE_CHECKING:
     from acllm.assist.assistant import Assistant
@@ -93,6 +95,18 @@ class ServiceState:
             f"no assistant named '{name}'", hint=f"assistants: {', '.join(names) or 'none'}"
         )
 
+    def cost(self, model: str | None, usage: Usage) -> float:
+        """The price of ``usage`` on ``model`` (an assistant costs what its model does)."""
+        if model in self.settings.assistants:
+            model = self.settings.assistants[model].model or self.settings.default_model
+        price = self.settings.service.prices.get(model or "")
+        if price is None:
+            return 0.0
+        return (
+            usage.prompt_tokens * price.prompt_per_1k
+            + usage.completion_tokens * price.completion_per_1k
+        ) / 1000
+
     def answer_config(self, name: str) -> dict[str, Any]:
         """What produced an assistant's answers, stored with each one for feedback and evals."""
         from acllm import __version__
@@ -154,10 +168,20 @@ async def admit(
     return principal
 
 
-async def charge(svc: ServiceState, principal: Principal, tokens: int) -> None:
-    if tokens > 0:
+async def charge(
+    svc: ServiceState, principal: Principal, usage: Usage, model: str | None = None
+) -> None:
+    """Count what a request used: the caller's TPM budget, the logs and metrics, its cost."""
+    observe.record_usage(
+        key_id=principal.key_id,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        model=model,
+        cost=svc.cost(model, usage),
+    )
+    if usage.total_tokens > 0:
         with anyio.CancelScope(shield=True):  # also when the client left mid-stream
-            await svc.guard.charge(principal, tokens)
+            await svc.guard.charge(principal, usage.total_tokens)
 
 
 def conversation_headers(request: Request) -> dict[str, str]:

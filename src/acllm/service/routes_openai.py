@@ -228,7 +228,7 @@ async def chat_completions(
         events = _events(svc, principal, meta, first, pieces, include_usage, estimate)
         return StreamBody(events, headers=headers)
     text, last = await within_deadline(svc, request, _collect(pieces))
-    await charge(svc, principal, (last.usage or Usage()).total_tokens)
+    await charge(svc, principal, last.usage or Usage(), body.model)
     out: dict[str, Any] = {
         **meta,
         "object": "chat.completion",
@@ -298,8 +298,8 @@ async def _events(
         yield sse(error_body(exc))
     finally:
         await aclose(rest)
-        used = last.usage.total_tokens if last.usage else estimate + produced
-        await charge(svc, principal, used)
+        used = last.usage or Usage(estimate, produced)  # cut short: what was sent
+        await charge(svc, principal, used, meta["model"])
 
 
 @router.post("/v1/embeddings")
@@ -318,7 +318,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request, svc: Svc) -> dic
     vectors = await within_deadline(
         svc, request, asyncio.to_thread(embedder.embed, texts, body.input_type)
     )
-    await charge(svc, principal, tokens)
+    await charge(svc, principal, Usage(tokens, 0), body.model)
     rows: list[Any]
     if body.encoding_format == "base64":
         rows = [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vectors]

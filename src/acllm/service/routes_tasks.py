@@ -19,6 +19,7 @@ from acllm.service.routes_common import (
     estimate_tokens,
     within_deadline,
 )
+from acllm.types import Usage
 
 if TYPE_CHECKING:
     from acllm.tasks import Tasks
@@ -70,10 +71,9 @@ async def _run(request: Request, svc: ServiceState, text: str, call: Call) -> di
 
     principal = await admit(request, "tasks", tokens=estimate_tokens(text))
     result = await within_deadline(svc, request, call(Tasks(svc.runtime)))
-    usage = result.get("usage") or {}
-    await charge(
-        svc, principal, int(usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
-    )
+    used = result.get("usage") or {}
+    usage = Usage(int(used.get("prompt_tokens", 0)), int(used.get("completion_tokens", 0)))
+    await charge(svc, principal, usage, svc.settings.tasks.model or svc.settings.default_model)
     return result
 
 
