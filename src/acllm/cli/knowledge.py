@@ -25,7 +25,13 @@ def _ingest(args: argparse.Namespace) -> int:
 
     runtime = _runtime(args)
     index = runtime.index(args.index)
-    embedder = runtime.embedder(runtime.index_spec(args.index).embedder)
+    embedder = runtime.embedder(args.embedder or runtime.index_spec(args.index).embedder)
+    if args.embedder and embedder.name != index.stats()["embedder"]:
+        raise UserError(
+            f"embedder '{args.embedder}' makes {embedder.name} vectors, but index "
+            f"'{args.index}' holds {index.stats()['embedder']} vectors",
+            hint="use an engine of the same model (e5 and e5-torch are both e5-small)",
+        )
     remove: list[str] = []
     if sources.is_url(args.target):
         pending, errors = sources.from_sql(
