@@ -37,7 +37,7 @@ def test_defaults_with_no_file_and_empty_environ() -> None:
     assert s.default_embedder == "e5"
     assert s.languages == ("en", "es")
     assert s.models == {"local": BackendSpec(backend="local")}
-    assert set(s.embedders) == {"e5", "minilm", "hash"}
+    assert set(s.embedders) == {"e5", "e5-torch", "minilm", "hash"}
     assert all(spec.backend == name for name, spec in s.embedders.items())
     assert s.kv.backend == "sqlite"
     assert s.tasks.model is None and s.tasks.embedder is None
@@ -187,7 +187,7 @@ model = "gpt-x"
 def test_user_embedder_adds_to_builtins(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", '[embedders.small]\nbackend = "hash"\ndim = 64\n')
     s = load_settings(cfg, environ={})
-    assert set(s.embedders) == {"e5", "minilm", "hash", "small"}
+    assert set(s.embedders) == {"e5", "e5-torch", "minilm", "hash", "small"}
     assert s.embedders["small"].options() == {"dim": 64}
 
 
