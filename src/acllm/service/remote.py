@@ -32,7 +32,7 @@ from acllm.models.base import check_budget
 from acllm.types import ChatOptions, Delta, Message, Reply, Usage
 
 LOCAL_CHAT = frozenset({"local"})  # chat backends that run in the model process
-LOCAL_EMBEDDERS = frozenset({"e5", "minilm"})
+LOCAL_EMBEDDERS = frozenset({"e5", "e5-torch", "minilm"})  # loaded once, in the model process
 EMBED_BATCH = 32  # texts per request: a long ingest yields the embedder to queries between batches
 
 # Who the current request is for: the model process queues fairly by this key.
