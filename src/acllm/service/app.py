@@ -216,6 +216,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await watchdog
             await asyncio.to_thread(svc.jobs.stop)
+            if svc.model_process is not None:
+                await svc.model_process.aclose()
             close_guard = getattr(svc.guard, "close", None)
             if callable(close_guard):
                 close_guard()

@@ -12,12 +12,14 @@ checks here and there agree.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextvars
 import json
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -95,24 +97,48 @@ class ModelProcessClient:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.timeout = httpx.Timeout(timeout, connect=5.0)
         self.transport = transport
-
-    def async_client(self, timeout: float | httpx.Timeout | None = None) -> httpx.AsyncClient:
-        # One per call: a pooled async client is tied to the loop that first used it.
-        return httpx.AsyncClient(
-            base_url=self.url,
-            headers=self.headers,
-            timeout=self.timeout if timeout is None else timeout,
-            transport=self.transport,
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
         )
 
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[httpx.AsyncClient]:
+        """This event loop's pooled client: connections to the model process are kept alive.
+
+        A pooled async client belongs to the loop that first used it, so there is one per loop
+        (a service worker has one); ``aclose`` ends them. ``verify=False``: plain http on
+        loopback, and httpx would otherwise build a TLS context (~35 ms of CPU) per client.
+        """
+        loop = asyncio.get_running_loop()
+        client = self._pools.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                base_url=self.url,
+                headers=self.headers,
+                timeout=self.timeout,
+                transport=self.transport,
+                verify=False,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            )
+            self._pools[loop] = client
+        yield client
+
+    async def aclose(self) -> None:
+        """Close the pooled clients (the service calls this as a worker stops)."""
+        pools, self._pools = self._pools, weakref.WeakKeyDictionary()
+        for client in list(pools.values()):
+            await client.aclose()
+
     def sync_client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=self.timeout)
+        return httpx.Client(
+            base_url=self.url, headers=self.headers, timeout=self.timeout, verify=False
+        )
 
     async def ready(self) -> tuple[bool, dict[str, Any]]:
         """Whether the model process answers and has loaded its models, with what it said."""
         try:
-            async with self.async_client(timeout=5.0) as client:
-                resp = await client.get("/readyz")
+            async with self.session() as client:
+                resp = await client.get("/readyz", timeout=5.0)
         except httpx.HTTPError as exc:
             return False, {"error": f"model process unreachable: {exc}"}
         try:
@@ -225,7 +251,7 @@ class RemoteChat:
         }
         with self._client.mapped():
             async with (
-                self._client.async_client() as client,
+                self._client.session() as client,
                 client.stream("POST", "/chat", json=body) as resp,
             ):
                 if resp.status_code >= 400:
@@ -257,6 +283,10 @@ def _local_embedder_class(backend: str) -> Any:
         from acllm.embed.e5 import E5Embedder
 
         return E5Embedder
+    if backend == "e5-torch":
+        from acllm.embed.e5_torch import E5TorchEmbedder
+
+        return E5TorchEmbedder
     from acllm.embed.minilm import MiniLMEmbedder
 
     return MiniLMEmbedder
