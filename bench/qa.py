@@ -35,17 +35,15 @@ import asyncio
 import json
 import random
 import re
-import string
 import sys
 import tempfile
 import time
-import unicodedata
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from acllm.evals import metrics
 from bench.common import SEED, data_dir, machine, mean_ci, print_table, wilson, write_results
 
 SETS = {  # name -> (file under the benchmarks folder, language)
@@ -63,42 +61,15 @@ _MARKER = re.compile(r"\s*\[\d{1,2}\]")
 # ---------------------------------------------------------------- SQuAD scoring
 
 
-def normalize_answer(s: str) -> str:
-    """SQuAD v1.1 official: lower, drop punctuation, drop English articles, squeeze whitespace."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-_ARTICLES = {
-    "en": r"\b(a|an|the)\b",
-    "es": r"\b(un|una|unas|unos|el|la|las|lo|los)\b",  # as MLQA's evaluation script
-}
+# SQuAD v1.1's and MLQA's official answer normalisation and scores (checked against the official
+# scripts in tests/test_metrics.py).
+normalize_answer = metrics.normalize_squad
+f1_score = metrics.token_f1
+exact_match = metrics.exact_match
 
 
 def normalize_mlqa(s: str, lang: str) -> str:
-    """MLQA's evaluation: Unicode punctuation and the language's articles."""
-    s = "".join(
-        " " if unicodedata.category(ch).startswith("P") or ch in string.punctuation else ch
-        for ch in s.lower()
-    )
-    s = re.sub(_ARTICLES.get(lang, _ARTICLES["en"]), " ", s)
-    return " ".join(s.split())
-
-
-def f1_score(prediction: str, gold: str, norm: Any = normalize_answer) -> float:
-    pred, ref = norm(prediction).split(), norm(gold).split()
-    common = Counter(pred) & Counter(ref)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
+    return metrics.normalize_mlqa(s, lang)
 
 
 def contains(sentence: str, golds: list[str]) -> bool:
