@@ -66,6 +66,10 @@ def test_every_prompt_file_is_versioned_and_renders(name: str) -> None:
         "language": "Spanish",
         "refusal": "No.",
         "history": "user: hi",
+        "rubric": "RUBRIC",
+        "input": "INPUT",
+        "output": "OUTPUT",
+        "reference_block": "Reference: R",
     }
     messages = prompt.render(lang="es", **values)
     assert messages[0].role == "system" and messages[-1].role == "user"
