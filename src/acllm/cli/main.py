@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="a key that manages keys")
     _common(p)
 
+    p = sub.add_parser("eval", help="evaluate a task, an assistant or a service over datasets")
+    p.add_argument("action", choices=["run", "list", "show"])
+    p.add_argument("target", nargs="?", help="suite file (run) or run id (show)")
+    p.add_argument("--resume", metavar="RUN", help="continue this run: only cases not done yet")
+    _common(p)
+
     p = sub.add_parser("models", help="known model families, licences, what is installed")
     _common(p)
 
@@ -154,6 +160,7 @@ _HANDLERS = {
     "index": "acllm.cli.knowledge",
     "serve": "acllm.cli.serve",
     "keys": "acllm.cli.keys",
+    "eval": "acllm.cli.evals",
     "models": "acllm.cli.info",
     "config": "acllm.cli.info",
 }

@@ -1,0 +1,97 @@
+"""``acllm eval run SUITE.toml [--resume RUN]``, ``acllm eval list``, ``acllm eval show RUN``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from acllm.cli.output import emit
+from acllm.errors import UserError
+
+
+def _store(runtime: Any) -> Any:
+    from acllm.evals.store import RunStore
+
+    return RunStore(runtime.data_dir / "evals.sqlite")
+
+
+def _summary_text(run_id: str, summary: dict[str, Any]) -> str:
+    lines = [f"run {run_id}"]
+    for dataset, block in summary.items():
+        scores = ", ".join(f"{k} {v['mean']:.3f}" for k, v in sorted(block["scores"].items()))
+        lines.append(f"  {dataset}: {block['cases']} cases, {block['failed']} failed; {scores}")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace, runtime: Any) -> int:
+    from acllm.evals import runner
+
+    if not args.target:
+        raise UserError("give the suite file", hint="acllm eval run suite.toml")
+    suite, base = runner.load_suite(args.target)
+    datasets = runner.load_datasets(suite, base)
+    for data in datasets:
+        for error in data.errors:  # reported, the rest is evaluated
+            print(f"warning: {error}", file=sys.stderr)
+    call = runner.make_target(suite, runtime)
+    store = _store(runtime)
+    try:
+        if args.resume:
+            run_id = store.run(args.resume).id
+        else:
+            run_id = store.create(suite.name, runner.config_snapshot(suite, runtime.settings))
+        total = sum(len(d) for d in datasets)
+        bar = None
+        if not args.json and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=suite.name, unit="case")
+        counts = asyncio.run(
+            runner.run_suite(
+                suite, datasets, call, store, run_id, progress=bar.update if bar else None
+            )
+        )
+        if bar is not None:
+            bar.close()
+        summary = runner.summary(store.results(run_id))
+    finally:
+        store.close()
+    report = {"run": run_id, "counts": counts, "summary": summary}
+    text = _summary_text(run_id, summary)
+    if counts["failed"]:
+        text += f"\n{counts['failed']} cases failed: acllm eval run {args.target} --resume {run_id}"
+    return emit(report, as_json=args.json, text=text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from acllm.runtime import Runtime
+
+    runtime = Runtime.from_config(args.config)
+    try:
+        if args.action == "run":
+            return _run(args, runtime)
+        store = _store(runtime)
+        try:
+            if args.action == "list":
+                runs = store.runs()
+                rows = [{"id": r.id, "suite": r.suite, "finished": r.finished is not None}
+                        for r in runs]  # fmt: skip
+                text = "\n".join(f"{r['id']}  {r['suite']}" for r in rows) or "no runs yet"
+                return emit({"runs": rows}, as_json=args.json, text=text)
+            if not args.target:
+                raise UserError("give the run id", hint="acllm eval list shows them")
+            from acllm.evals.runner import summary
+
+            info = store.run(args.target)
+            found = summary(store.results(info.id))
+            return emit(
+                {"run": info.id, "suite": info.suite, "summary": found},
+                as_json=args.json,
+                text=_summary_text(info.id, found),
+            )
+        finally:
+            store.close()
+    finally:
+        runtime.close()

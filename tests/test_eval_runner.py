@@ -1,0 +1,120 @@
+"""acllm eval run: suites, scoring, failures that do not stop a run, resuming, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acllm.cli.main import main
+from acllm.errors import ConfigError, ServiceError
+from acllm.evals import runner
+from acllm.evals.datasets import Case, Dataset
+from acllm.evals.store import RunStore
+
+CASES = [
+    {"id": "q1", "input": "¿Cuántos días tengo para devolver una bici?", "references": ["30 días"]},
+    {"id": "q2", "input": "How many days of paid leave?", "references": ["23 working days"]},
+    {"id": "q3", "input": "Who won the 2010 World Cup?", "expected": "refuse"},
+]
+
+
+def suite(tmp: Path, target: str, *, metrics: str = '["token_f1", "contains", "latency"]') -> Path:
+    (tmp / "cases.jsonl").write_text(
+        "\n".join(json.dumps(c, ensure_ascii=False) for c in CASES) + "\n{broken\n",
+        encoding="utf-8",
+    )
+    path = tmp / "suite.toml"
+    path.write_text(
+        f'name = "demo"\nmetrics = {metrics}\nconcurrency = 2\n\n[target]\n{target}\n\n'
+        '[[datasets]]\npath = "cases.jsonl"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_suite_errors_name_the_key(tmp_path: Path) -> None:
+    path = suite(tmp_path, 'kind = "oracle"\nname = "x"')
+    with pytest.raises(ConfigError, match=r"target\.kind"):
+        runner.load_suite(path)
+
+
+async def test_scores_failures_and_resume(tmp_path: Path) -> None:
+    path = suite(tmp_path, 'kind = "assistant"\nname = "x"')
+    spec, base = runner.load_suite(path)
+    [data] = runner.load_datasets(spec, base)
+    assert [c.id for c in data] == ["q1", "q2", "q3"] and data.errors[0].line == 4
+    attempts: dict[str, int] = {}
+
+    async def flaky(case: Case) -> tuple[str, Any, int]:
+        attempts[case.id] = attempts.get(case.id, 0) + 1
+        if case.id == "q2" and attempts[case.id] == 1:
+            raise ServiceError("upstream dropped the connection")
+        answers = {"q1": "Tienes 30 días naturales.", "q2": "23 working days a year."}
+        text = answers.get(case.id, "The documents do not say.")
+        return text, {"answer": text, "refused": case.id == "q3"}, 7
+
+    store = RunStore(tmp_path / "evals.sqlite")
+    try:
+        run_id = store.create("demo", runner.config_snapshot(spec, None))
+        counts = await runner.run_suite(spec, [data], flaky, store, run_id)
+        assert counts == {"ok": 2, "failed": 1, "skipped": 0}
+        failed = [r for r in store.results(run_id) if r.status == "failed"]
+        assert [(r.case_id, r.error) for r in failed] == [("q2", "upstream dropped the connection")]
+
+        again = await runner.run_suite(spec, [data], flaky, store, run_id)  # resume
+        assert again == {"ok": 1, "failed": 0, "skipped": 2}
+        assert attempts == {"q1": 1, "q2": 2, "q3": 1}
+        results = {r.case_id: r for r in store.results(run_id)}
+        assert results["q1"].scores["contains"] == 1.0
+        assert results["q2"].scores["token_f1"] == pytest.approx(0.857142857, abs=1e-6)
+        assert results["q3"].scores["token_f1"] == 0.0  # "expected" is its reference
+        assert results["q1"].tokens == 7 and results["q1"].latency_s is not None
+        summary = runner.summary(store.results(run_id))["cases"]
+        assert summary["cases"] == 3 and summary["failed"] == 0
+        assert summary["scores"]["contains"]["n"] == 3
+        assert summary["scores"]["contains"]["mean"] == pytest.approx(2 / 3)
+    finally:
+        store.close()
+
+
+def test_cli_runs_a_task_suite_on_the_fake_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "acllm.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "home"}"\ndefault_model = "fake"\ndefault_embedder = "hash"\n'
+        '[models.fake]\nbackend = "fake"\ndefault = \'{"label": "positive"}\'\n'
+        '[tasks]\nsentiment_method = "generate"\n',
+        encoding="utf-8",
+    )
+    path = tmp_path / "suite.toml"
+    (tmp_path / "sentiment.jsonl").write_text(
+        '{"id": "a", "input": "Me encanta", "expected": "positive"}\n'
+        '{"id": "b", "input": "Lo odio", "expected": "negative"}\n',
+        encoding="utf-8",
+    )
+    path.write_text(
+        'name = "sentiment"\nmetrics = ["correct"]\n[target]\nkind = "task"\nname = "sentiment"\n'
+        '[[datasets]]\npath = "sentiment.jsonl"\n',
+        encoding="utf-8",
+    )
+    assert main(["eval", "run", str(path), "--config", str(config), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts"] == {"ok": 2, "failed": 0, "skipped": 0}
+    assert out["summary"]["sentiment"]["scores"]["correct"]["mean"] == 0.5
+
+    assert main(["eval", "list", "--config", str(config), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["id"] for r in runs] == [out["run"]] and runs[0]["finished"]
+    assert main(["eval", "show", out["run"], "--config", str(config)]) == 0
+    assert "sentiment: 2 cases, 0 failed; correct 0.500" in capsys.readouterr().out
+    assert main(["eval", "show", "nope", "--config", str(config)]) == 2
+    assert main(["eval", "run", str(tmp_path / "missing.toml"), "--config", str(config)]) == 2
+
+
+def test_dataset_objects_iterate() -> None:
+    data = Dataset("d", [Case("1", "x")])
+    assert len(data) == 1 and [c.id for c in data] == ["1"]
