@@ -118,3 +118,81 @@ def test_cli_runs_a_task_suite_on_the_fake_model(
 def test_dataset_objects_iterate() -> None:
     data = Dataset("d", [Case("1", "x")])
     assert len(data) == 1 and [c.id for c in data] == ["1"]
+
+
+def store_with_two_runs(path: Path) -> tuple[RunStore, str, str]:
+    from acllm.evals.store import Result
+
+    store = RunStore(path)
+    old = store.create("demo", {})
+    new = store.create("demo", {})
+    for i in range(40):
+        meta = {"lang": "es" if i % 2 else "en"}
+        base = 0.5 + 0.01 * (i % 10)
+        store.save(
+            old,
+            Result("qa", f"c{i}", "ok", None, {"f1": base, "latency_s": 0.2}, 0.2, 5, None, meta),
+        )
+        store.save(
+            new,
+            Result(
+                "qa", f"c{i}", "ok", None, {"f1": base - 0.2, "latency_s": 0.1}, 0.1, 5, None, meta
+            ),
+        )
+    store.save(new, Result("qa", "broken", "failed", None, {}, None, None, "HTTP 500", {}))
+    return store, old, new
+
+
+def test_report_and_gate(tmp_path: Path) -> None:
+    from acllm.evals import report
+
+    store, old, new = store_with_two_runs(tmp_path / "e.sqlite")
+    try:
+        built = report.build(
+            store.run(new), store.results(new), (store.run(old), store.results(old))
+        )
+    finally:
+        store.close()
+    qa = built["datasets"]["qa"]
+    assert qa["cases"] == 41 and qa["failed"] == 1 and qa["failures"][0]["error"] == "HTTP 500"
+    f1 = qa["metrics"]["f1"]
+    assert f1["mean"] == pytest.approx(0.345) and f1["ci"][0] < f1["mean"] < f1["ci"][1]
+    assert set(f1["by_category"]) == {"en", "es"}
+    delta = built["vs"]["datasets"]["qa"]["f1"]
+    assert delta["delta"] == pytest.approx(-0.2) and delta["n"] == 40
+    assert delta["ci"][1] < 0
+    page = report.html_page(built)
+    assert page.count("<svg") >= 4 and "change in the mean" in page and "<script" not in page
+    assert "| f1 | 0.3450 |" in report.markdown(built)
+
+    rules = report.parse_rules(["f1=0.3"], None)
+    assert report.gate(built, rules) == []
+    assert report.gate(built, report.parse_rules(["f1=0.4"], None)) == ["qa: f1 0.3450 < 0.4"]
+    drop = report.gate(built, report.parse_rules([], 0.05))
+    assert drop == ["qa: f1 regressed 0.5450 -> 0.3450"]  # latency improved: not a regression
+    assert report.gate(built, report.parse_rules(["nope=1"], None)) == [
+        "no dataset has the metric 'nope'"
+    ]
+    with pytest.raises(Exception, match="METRIC=VALUE"):
+        report.parse_rules(["f1"], None)
+
+
+def test_cli_report_and_gate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    config = tmp_path / "acllm.toml"
+    config.write_text(f'data_dir = "{home}"\n', encoding="utf-8")
+    home.mkdir()
+    store, old, new = store_with_two_runs(home / "evals.sqlite")
+    store.close()
+    out = tmp_path / "report"
+    args = ["eval", "report", new, "--vs", old, "--out", str(out), "--config", str(config)]
+    assert main(args) == 0
+    assert {p.name for p in out.iterdir()} == {"report.html", "report.md", "report.json"}
+    assert json.loads((out / "report.json").read_text())["vs"]["run"] == old
+    gate = ["eval", "gate", new, "--config", str(config)]
+    assert main([*gate, "--min", "f1=0.3"]) == 0
+    assert main([*gate, "--min", "f1=0.9"]) == 4
+    assert main([*gate, "--vs", old, "--max-drop", "0.05"]) == 4
+    assert main([*gate, "--max-drop", "0.05"]) == 4  # needs a baseline: said, and failed
+    assert "needs a baseline" in capsys.readouterr().out
+    assert main(gate) == 2  # no rule at all

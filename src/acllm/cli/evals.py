@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from typing import Any
 
 from acllm.cli.output import emit
 from acllm.errors import UserError
+
+EXIT_GATE = 4  # the gate's rules failed: the build should stop (not a usage or backend error)
 
 
 def _store(runtime: Any) -> Any:
@@ -65,6 +68,32 @@ def _run(args: argparse.Namespace, runtime: Any) -> int:
     return emit(report, as_json=args.json, text=text)
 
 
+def _report(args: argparse.Namespace, store: Any) -> int:
+    from pathlib import Path
+
+    from acllm.evals import report
+
+    info = store.run(args.target)
+    baseline = None
+    if args.vs:
+        old = store.run(args.vs)
+        baseline = (old, store.results(old.id))
+    built = report.build(info, store.results(info.id), baseline)
+    if args.action == "gate":
+        problems = report.gate(built, report.parse_rules(args.min, args.max_drop))
+        text = "gate passed" if not problems else "gate FAILED\n  " + "\n  ".join(problems)
+        emit({"run": info.id, "passed": not problems, "problems": problems},
+             as_json=args.json, text=text)  # fmt: skip
+        return EXIT_GATE if problems else 0
+    out = Path(args.out or f"eval-report-{info.id}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.html").write_text(report.html_page(built), encoding="utf-8")
+    (out / "report.md").write_text(report.markdown(built), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(built, indent=1), encoding="utf-8")
+    files = [str(out / n) for n in ("report.html", "report.md", "report.json")]
+    return emit({"run": info.id, "files": files}, as_json=args.json, text="\n".join(files))
+
+
 def run(args: argparse.Namespace) -> int:
     from acllm.runtime import Runtime
 
@@ -82,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                 return emit({"runs": rows}, as_json=args.json, text=text)
             if not args.target:
                 raise UserError("give the run id", hint="acllm eval list shows them")
+            if args.action in ("report", "gate"):
+                return _report(args, store)
             from acllm.evals.runner import summary
 
             info = store.run(args.target)
