@@ -196,3 +196,49 @@ def test_cli_report_and_gate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*gate, "--max-drop", "0.05"]) == 4  # needs a baseline: said, and failed
     assert "needs a baseline" in capsys.readouterr().out
     assert main(gate) == 2  # no rule at all
+
+
+def test_feedback_becomes_regression_cases_and_finetuning_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acllm.evals.datasets import load_jsonl
+    from acllm.feedback import FeedbackStore
+
+    home = tmp_path / "home"
+    config = tmp_path / "acllm.toml"
+    config.write_text(f'data_dir = "{home}"\n', encoding="utf-8")
+    store = FeedbackStore(home / "feedback.sqlite")
+    cites = [{"n": 1, "source": "handbook.md", "location": "Paid leave", "text": "23 days"}]
+
+    def answer(question: str, text: str, refused: bool = False) -> str:
+        body = {"question": question, "answer": text, "refused": refused, "citations": cites}
+        return store.record_answer(assistant="bicis", answer=body, config={"threshold": 0.84})
+
+    wrong = answer("How many days of leave?", "30 days.")
+    store.add(wrong, rating=-1, now=1.0)
+    store.add(wrong, correction="23 working days a year.", now=2.0)
+    right = answer("¿Cuánto cuesta la revisión completa?", "79 euros. [1]")
+    store.add(right, rating=1, now=3.0)
+    vague = answer("Where is the shop?", "Somewhere.")
+    store.add(vague, rating=-1, now=4.0)  # bad, no correction
+    store.close()
+
+    out = tmp_path / "export"
+    args = ["eval", "export-feedback", "--out", str(out), "--config", str(config), "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["cases"] == 2
+    cases = load_jsonl(out / "regression.jsonl")
+    assert not cases.errors  # the export is a valid dataset for acllm eval run
+    by_id = {c.id: c for c in cases}
+    assert by_id[wrong].expected == "23 working days a year."
+    assert by_id[wrong].metadata["answer"] == "30 days." and by_id[wrong].metadata["rating"] == -1
+    assert by_id[wrong].metadata["citations"] == cites
+    assert by_id[vague].expected is None and by_id[vague].metadata["category"] == "bad"
+    finetune = [json.loads(x) for x in (out / "finetune.jsonl").read_text().splitlines()]
+    pairs = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in finetune}
+    assert pairs == {
+        "How many days of leave?": "23 working days a year.",
+        "¿Cuánto cuesta la revisión completa?": "79 euros. [1]",
+    }
+    assert main([*args[:-1], "--good"]) == 0  # good answers become cases too
+    assert len(load_jsonl(out / "regression.jsonl")) == 3

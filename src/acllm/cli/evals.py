@@ -94,6 +94,30 @@ def _report(args: argparse.Namespace, store: Any) -> int:
     return emit({"run": info.id, "files": files}, as_json=args.json, text="\n".join(files))
 
 
+def _export_feedback(args: argparse.Namespace, runtime: Any) -> int:
+    from pathlib import Path
+
+    from acllm.evals import from_feedback
+    from acllm.feedback import FeedbackStore
+
+    store = FeedbackStore(runtime.data_dir / "feedback.sqlite")
+    try:
+        items = store.list(limit=1_000_000)
+    finally:
+        store.close()
+    out = Path(args.out or "feedback-export")
+    cases = from_feedback.regression_cases(items, include_good=args.good)
+    records = from_feedback.finetune_records(items)
+    n_cases = from_feedback.write_jsonl(out / "regression.jsonl", cases)
+    n_records = from_feedback.write_jsonl(out / "finetune.jsonl", records)
+    text = (
+        f"{n_cases} regression cases -> {out / 'regression.jsonl'}\n"
+        f"{n_records} fine-tuning conversations -> {out / 'finetune.jsonl'}"
+    )
+    data = {"feedback": len(items), "cases": n_cases, "finetune": n_records, "out": str(out)}
+    return emit(data, as_json=args.json, text=text)
+
+
 def run(args: argparse.Namespace) -> int:
     from acllm.runtime import Runtime
 
@@ -101,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "run":
             return _run(args, runtime)
+        if args.action == "export-feedback":
+            return _export_feedback(args, runtime)
         store = _store(runtime)
         try:
             if args.action == "list":

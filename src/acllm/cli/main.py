@@ -135,15 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("eval", help="evaluate a task, an assistant or a service over datasets")
-    p.add_argument("action", choices=["run", "list", "show", "report", "gate"])
+    p.add_argument("action", choices=["run", "list", "show", "report", "gate", "export-feedback"])
     p.add_argument("target", nargs="?", help="suite file (run) or run id (show, report, gate)")
     p.add_argument("--resume", metavar="RUN", help="continue this run: only cases not done yet")
     p.add_argument("--vs", metavar="RUN", help="report/gate: compare with this baseline run")
-    p.add_argument("--out", metavar="DIR", help="report: folder for report.html, .md, .json")
+    p.add_argument(
+        "--out", metavar="DIR", help="report / export-feedback: the folder to write into"
+    )
     p.add_argument(
         "--min", action="append", default=[], metavar="METRIC=VALUE", help="gate: a minimum mean"
     )
     p.add_argument("--max-drop", type=float, help="gate: the largest regression vs --vs")
+    p.add_argument(
+        "--good", action="store_true", help="export-feedback: answers rated good become cases too"
+    )
     _common(p)
 
     p = sub.add_parser("models", help="known model families, licences, what is installed")
