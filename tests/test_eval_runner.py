@@ -242,3 +242,31 @@ def test_feedback_becomes_regression_cases_and_finetuning_data(
     }
     assert main([*args[:-1], "--good"]) == 0  # good answers become cases too
     assert len(load_jsonl(out / "regression.jsonl")) == 3
+
+
+@pytest.mark.model
+def test_the_example_suite_runs_reports_and_gates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/evals/bicis.toml on the example assistant, as a team would run it in CI."""
+    root = Path(__file__).resolve().parents[1]
+    config = tmp_path / "acllm.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "home"}"\n[assistants.bicis]\nindex = "bicis"\n',
+        encoding="utf-8",
+    )
+    assert main(["ingest", str(root / "examples" / "data"), "--index", "bicis",
+                 "--config", str(config), "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    suite_file = root / "examples" / "evals" / "bicis.toml"
+    assert main(["eval", "run", str(suite_file), "--config", str(config), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    scores = done["summary"]["bicis"]["scores"]
+    assert scores["refusal_correct"]["n"] == 6 and scores["contains"]["n"] == 4
+    gate = ["eval", "gate", done["run"], "--config", str(config)]
+    assert main([*gate, "--min", "contains=0.75", "--min", "refusal_correct=0.8"]) == 0
+    assert main([*gate, "--min", "contains=1.01"]) == 4
+    out = tmp_path / "report"
+    assert main(["eval", "report", done["run"], "--out", str(out), "--config", str(config)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("<svg") >= 4 and "refusal_correct" in page

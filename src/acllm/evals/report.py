@@ -232,7 +232,7 @@ def _bars(items: dict[str, float], title: str, ci: dict[str, list[float]] | None
     height = row_h * len(items) + 2 * _PAD
 
     def x(v: float) -> float:
-        return 140 + (v - lo) / span * (_W - 160)
+        return 140 + (v - lo) / span * (_W - 190)
 
     parts = [f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="10" y2="{height - 10}" stroke="#999"/>']
     for i, (name, value) in enumerate(items.items()):
@@ -242,6 +242,7 @@ def _bars(items: dict[str, float], title: str, ci: dict[str, list[float]] | None
             f'<text x="135" y="{y + 14}" font-size="11" text-anchor="end">{html.escape(name)}</text>'
             f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 1):.1f}" height="14" '
             f'fill="{"#3b6fd4" if value >= 0 else "#c8553d"}"><title>{value:.4f}</title></rect>'
+            f'<text x="{right + 4:.1f}" y="{y + 14}" font-size="10" fill="#555">{value:.3g}</text>'
         )
         if ci and name in ci:
             a, b = x(ci[name][0]), x(ci[name][1])

@@ -18,8 +18,9 @@ A suite file::
 A case whose target call fails is stored as failed with the error and the run goes on; ``--resume
 RUN`` tries only the cases not done yet. Scores per case: ``exact_match`` and ``token_f1`` (best
 over references; normaliser per suite: squad, mlqa-en, mlqa-es, spanish), ``contains`` (a
-reference occurs in the output), ``correct`` (output label == expected), ``refused``,
-``rouge_l``; every case also records latency and tokens.
+reference occurs in the output), ``correct`` (output label == expected), ``refused`` (the
+refusal rate), ``refusal_correct`` (refused exactly when the case's metadata says
+``"answerable": false``), ``rouge_l``; every case also records latency and tokens.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ from acllm.evals import metrics
 from acllm.evals.datasets import Case, Dataset, load_jsonl, load_squad, load_tsv_pairs
 from acllm.evals.store import Result, RunStore
 
-METRICS = ("exact_match", "token_f1", "contains", "correct", "refused", "rouge_l", "latency")
+METRICS = (
+    "exact_match",
+    "token_f1",
+    "contains",
+    "correct",
+    "refused",
+    "refusal_correct",
+    "rouge_l",
+    "latency",
+)
 NORMALIZERS: dict[str, metrics.Normalizer] = {
     "squad": metrics.normalize_squad,
     "mlqa-en": lambda t: metrics.normalize_mlqa(t, "en"),
@@ -191,7 +201,7 @@ def _service_target(suite: Suite) -> Call:
 
 
 def score(suite: Suite, case: Case, text: str, output: Any) -> dict[str, float]:
-    refs = list(case.references) or ([str(case.expected)] if case.expected is not None else [])
+    refs = list(case.references) or ([case.expected] if isinstance(case.expected, str) else [])
     norm = NORMALIZERS[suite.normalizer]
     out: dict[str, float] = {}
     for name in suite.metrics:
@@ -206,6 +216,9 @@ def score(suite: Suite, case: Case, text: str, output: Any) -> dict[str, float]:
             out[name] = float(str(text).strip().lower() == str(case.expected).strip().lower())
         elif name == "refused" and isinstance(output, dict) and "refused" in output:
             out[name] = float(bool(output["refused"]))
+        elif name == "refusal_correct" and isinstance(case.metadata.get("answerable"), bool):
+            refused = bool(isinstance(output, dict) and output.get("refused"))
+            out[name] = float(refused != case.metadata["answerable"])
         elif name == "rouge_l" and refs:
             out[name] = max(metrics.rouge_l(text, r) for r in refs)
     return out
