@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from acllm.config import load_settings
 from acllm.embed.openai import OpenAIEmbedder, OpenAIEmbedOptions
 from acllm.embed.openai import build as build_embedder
 from acllm.errors import (
@@ -20,7 +22,14 @@ from acllm.errors import (
     ServiceError,
     UpstreamTimeoutError,
 )
-from acllm.models.openai import OpenAIChat, OpenAIOptions, build, parse_retry_after
+from acllm.models.openai import (
+    OpenAIChat,
+    OpenAIOptions,
+    build,
+    parse_retry_after,
+    pool_connections,
+)
+from acllm.runtime import Runtime
 from acllm.types import ChatOptions, Delta, Message
 from faultserver import FaultServer, unused_url
 
@@ -282,3 +291,38 @@ def test_embedding_timeout(srv: FaultServer) -> None:
     srv.script(["slow:2"])
     with pytest.raises(UpstreamTimeoutError):
         embedder(srv, timeout=0.2).embed(["a"])
+
+
+async def test_pooled_client_is_kept_per_loop_only_inside_pool_connections(
+    srv: FaultServer,
+) -> None:
+    model = chat_model(srv)
+    await model.chat(HI)  # no pool on this loop: a client for the call, closed after it
+    assert not model._pools
+    with pool_connections():
+        await model.chat(HI)
+        (clients,) = model._pools.values()
+        assert "".join(d.text for d in await collect(model)) == "hello from A"
+        reply = await model.chat(HI, ChatOptions(timeout=5))
+        assert list(model._pools.values()) == [clients]  # kept, whatever the call's timeout
+        assert reply.text == "hello from A"
+        await model.aclose()
+        assert all(c.is_closed for c in clients) and not model._pools
+    await model.chat(HI)  # the loop left pooling: a client per call again
+    assert not model._pools
+
+
+async def test_runtime_aclose_closes_pooled_clients(srv: FaultServer, tmp_path: Path) -> None:
+    config = tmp_path / "acllm.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path}"\ndefault_model = "m"\ndefault_embedder = "hash"\n'
+        f'[models.m]\nbackend = "openai"\nbase_url = "{srv.base_url}"\nmodel = "m"\n'
+    )
+    runtime = Runtime(load_settings(config, environ={}))
+    model = runtime.chat()
+    assert isinstance(model, OpenAIChat)
+    with pool_connections():
+        await model.chat(HI)
+        (clients,) = model._pools.values()
+        await runtime.aclose()
+    assert all(c.is_closed for c in clients)

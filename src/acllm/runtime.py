@@ -161,6 +161,15 @@ class Runtime:
             options,
         )
 
+    async def aclose(self) -> None:
+        """``close()``, after awaiting ``aclose()`` of every backend built so far that has one
+        (pooled HTTP clients, which only their event loop can close)."""
+        for backend in list(self._built.values()):
+            aclose = getattr(backend, "aclose", None)
+            if callable(aclose):
+                await aclose()
+        self.close()
+
     def close(self) -> None:
         """Release every backend built so far (models, stores) that holds resources."""
         for backend in self._built.values():

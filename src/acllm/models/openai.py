@@ -1,22 +1,34 @@
 """ChatModel for any OpenAI-compatible server: vLLM, Ollama, llama.cpp server, OpenAI itself.
 
-Each call opens its own ``httpx.AsyncClient``: a pooled client is bound to the event loop that first
-used it and must be closed explicitly, which the ChatModel seam has no place for. Against a model
-server the connection setup is small next to generation time; the TLS context is built once and
-shared so an https endpoint does not reload certificates per call.
+Connections are kept alive only where someone will close them. An ``httpx.AsyncClient`` with a
+pool belongs to the event loop that first used it and holds sockets until it is closed; a CLI
+command runs its own short ``asyncio.run`` and never closes a model, and the tests turn the
+ResourceWarning of an unclosed socket into an error. So by default each call opens its own client
+and closes it (one TCP connection per call, cheap next to a model's generation time). A
+long-running owner opts its event loop in with ``pool_connections()``: from then on every
+OpenAIChat keeps its pooled clients per such loop (a ``WeakKeyDictionary`` keyed by the loop, like
+the service's model-process client; a few small pools used in turn, see ``_SHARDS``), and the
+owner must await ``aclose()`` of those models before the loop ends. The service's lifespan does: it
+opts each worker's loop in and awaits ``Runtime.aclose()`` as the worker stops; a worker's job
+threads run their own loops, not opted in, so they get per-call clients. Through the service that
+saves a TCP connect (and on https a handshake) per upstream call. The TLS context is built once and
+shared in both modes, so no client reloads certificates.
 
 The HTTP helpers here (error mapping, Retry-After, API key) are shared with ``acllm.embed.openai``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import os
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -37,6 +49,13 @@ from acllm.registry import Backend
 from acllm.types import ChatOptions, Delta, Message, Reply, Usage
 
 _HINT_DOWN = "is the server running? check base_url"
+# Pooled clients per event loop, used in turn. httpcore's pool goes through all its connections
+# twice per request (a poll() on each idle one, an O(n^2) keep-alive count): at 50 requests in
+# flight that was ~30% of a worker's CPU with one pool; small pools keep each pass short.
+_SHARDS = 8
+_DRAIN_S = 0.1  # how long to wait for the end of a stream's body after [DONE]
+# Event loops whose owner closes the models before the loop ends: see pool_connections.
+_POOLED_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 class OpenAIOptions(BaseModel):
@@ -145,6 +164,22 @@ def parse_json(base_url: str, text: str) -> dict[str, Any]:
     return data
 
 
+@contextmanager
+def pool_connections() -> Iterator[None]:
+    """While open, OpenAIChat calls on the running event loop reuse keep-alive connections.
+
+    The caller must await ``aclose()`` of every OpenAIChat used on this loop before leaving (the
+    service's lifespan does, through ``Runtime.aclose``); after leaving, calls on this loop open a
+    client each again, so a late call cannot leave a pool behind.
+    """
+    loop = asyncio.get_running_loop()
+    _POOLED_LOOPS.add(loop)
+    try:
+        yield
+    finally:
+        _POOLED_LOOPS.discard(loop)
+
+
 # --- the chat model ------------------------------------------------------------------------------
 
 
@@ -156,6 +191,10 @@ class OpenAIChat:
         self.name = options.model
         self._url = f"{options.base_url}/chat/completions"
         self._headers = request_headers(api_key, options.headers)
+        self._pools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[httpx.AsyncClient]
+        ] = weakref.WeakKeyDictionary()
+        self._turn = 0
 
     @property
     def context_window(self) -> int:
@@ -192,11 +231,39 @@ class OpenAIChat:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _client(self, opts: ChatOptions) -> httpx.AsyncClient:
-        timeout = opts.timeout if opts.timeout is not None else self.options.timeout
+    def _timeout(self, opts: ChatOptions) -> float:
+        return opts.timeout if opts.timeout is not None else self.options.timeout
+
+    def _new_client(self, **limits: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            timeout=timeout, headers=self._headers, verify=tls_verify(self.options.base_url)
+            timeout=self.options.timeout,
+            headers=self._headers,
+            verify=tls_verify(self.options.base_url),
+            **limits,
         )
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[httpx.AsyncClient]:
+        """This loop's pooled client where the loop is opted in, else a client for this call."""
+        loop = asyncio.get_running_loop()
+        if loop not in _POOLED_LOOPS:
+            async with self._new_client() as client:
+                yield client
+            return
+        pools = self._pools.get(loop)
+        if pools is None:
+            # No cap on connections: the service already bounds its requests in flight.
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=16)
+            pools = self._pools[loop] = [self._new_client(limits=limits) for _ in range(_SHARDS)]
+        self._turn = (self._turn + 1) % _SHARDS
+        yield pools[self._turn]
+
+    async def aclose(self) -> None:
+        """Close the pooled clients, if any (see ``pool_connections``)."""
+        pools, self._pools = self._pools, weakref.WeakKeyDictionary()
+        for clients in list(pools.values()):
+            for client in clients:
+                await client.aclose()
 
     async def chat(self, messages: Sequence[Message], opts: ChatOptions | None = None) -> Reply:
         opts = opts or ChatOptions()
@@ -204,8 +271,10 @@ class OpenAIChat:
         base = self.options.base_url
         start = time.perf_counter()
         with mapped_errors(base):
-            async with self._client(opts) as client:
-                resp = await client.post(self._url, json=self._body(messages, opts, False))
+            async with self._session() as client:
+                resp = await client.post(
+                    self._url, json=self._body(messages, opts, False), timeout=self._timeout(opts)
+                )
         if resp.status_code >= 400:
             raise status_error(base, resp.status_code, resp.text, resp.headers)
         data = parse_json(base, resp.text)
@@ -233,13 +302,19 @@ class OpenAIChat:
         done = False
         with mapped_errors(base):
             async with (
-                self._client(opts) as client,
-                client.stream("POST", self._url, json=self._body(messages, opts, True)) as resp,
+                self._session() as client,
+                client.stream(
+                    "POST",
+                    self._url,
+                    json=self._body(messages, opts, True),
+                    timeout=self._timeout(opts),
+                ) as resp,
             ):
                 if resp.status_code >= 400:
                     body = (await resp.aread()).decode(errors="replace")
                     raise status_error(base, resp.status_code, body, resp.headers)
-                async for line in resp.aiter_lines():
+                lines = resp.aiter_lines()
+                async for line in lines:
                     if not line.startswith("data:"):
                         continue  # blank separators, ": keep-alive" comments, event: lines
                     payload = line[5:].strip()
@@ -256,12 +331,24 @@ class OpenAIChat:
                         if piece:
                             parts.append(piece)
                             yield Delta(piece)
+                if done:
+                    await _drain(lines)
         if not done and finish is None:
             # An HTTP/1.0 server that dies mid-answer looks like a clean end of the body.
             raise RetryableError(f"{base} ended the stream early", hint=_HINT_DOWN)
         usage = _usage(raw_usage, prompt, "".join(parts))
         usage.latency_s = time.perf_counter() - start
         yield Delta("", finish_reason=finish or "stop", usage=usage)
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read the end of the body after ``[DONE]``: a response closed unread also closes its
+    connection, so a pooled connection is only reused once its body is read to the end. Servers end
+    the body right after ``[DONE]``; one that keeps it open is left after ``_DRAIN_S``."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in lines:
+                pass
 
 
 def _usage(raw: Any, prompt_estimate: int, text: str) -> Usage:

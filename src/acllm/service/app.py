@@ -30,6 +30,7 @@ from acllm import __version__
 from acllm.config import BackendSpec, Settings, load_settings
 from acllm.errors import NotFoundError, PayloadTooLargeError, UnavailableError, UserError
 from acllm.feedback import FeedbackStore
+from acllm.models.openai import pool_connections
 from acllm.registry import Kind
 from acllm.runtime import Runtime
 from acllm.service import (
@@ -208,21 +209,23 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watchdog = asyncio.create_task(watch_parent(parent_pid)) if parent_pid else None
-        try:
-            yield
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
-            await asyncio.to_thread(svc.jobs.stop)
-            if svc.model_process is not None:
-                await svc.model_process.aclose()
-            close_guard = getattr(svc.guard, "close", None)
-            if callable(close_guard):
-                close_guard()
-            feedback.close()
-            rt.close()
+        # Upstream connections are kept alive on this worker's loop until rt.aclose() below.
+        with pool_connections():
+            try:
+                yield
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
+                await asyncio.to_thread(svc.jobs.stop)
+                if svc.model_process is not None:
+                    await svc.model_process.aclose()
+                close_guard = getattr(svc.guard, "close", None)
+                if callable(close_guard):
+                    close_guard()
+                feedback.close()
+                await rt.aclose()
 
     app = FastAPI(
         title="acllm",

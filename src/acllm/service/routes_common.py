@@ -152,7 +152,13 @@ def state(request: Request) -> ServiceState:
     return svc
 
 
-Svc = Annotated[ServiceState, Depends(state)]  # a route parameter: this worker's state
+async def _state_dependency(request: Request) -> ServiceState:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop
+    # (two context switches and a lock) on every request for an attribute read.
+    return state(request)
+
+
+Svc = Annotated[ServiceState, Depends(_state_dependency)]  # a route parameter: this worker's state
 
 
 async def admit(
