@@ -76,8 +76,10 @@ class FaithfulnessResult:
 @dataclass(frozen=True)
 class Checker:
     embedder: Embedder
-    threshold: float = 0.80
-    novelty_weight: float = 0.5
+    # Tuned on FRANK's 671 validation summaries (bench/faithfulness.py); on its 1,575 test summaries
+    # the score ranks faithful above unfaithful with AUC 0.849, balanced accuracy 0.784.
+    threshold: float = 0.795
+    novelty_weight: float = 0.75
 
     def check(self, answer: str, context: str | Sequence[str]) -> FaithfulnessResult:
         """Check ``answer`` against ``context`` (one text or its passages)."""
