@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.knowledge --full
 	$(BIN)/python -m bench.load --full
+	$(BIN)/python -m bench.faithfulness --full
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.tasks --quick
@@ -52,6 +53,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench.speed --quick
 	$(BIN)/python -m bench.knowledge --quick
 	$(BIN)/python -m bench.load --quick
+	$(BIN)/python -m bench.faithfulness --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
