@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.test_service_app import events, open_client, settings, write_config  # noqa: F401
 
 from acllm import FakeChatModel, Runtime
 from acllm.config import Settings, load_settings
 from acllm.service.app import create_app
 from acllm.types import ChatOptions, Message, Reply
+from test_service_app import events, open_client, settings, write_config  # noqa: F401
 
 QUESTION = "How many days of paid leave do full-time employees get?"
 
