@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,67 @@ def test_the_example_suite_runs_reports_and_gates(
     assert main(["eval", "report", done["run"], "--out", str(out), "--config", str(config)]) == 0
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("<svg") >= 4 and "refusal_correct" in page
+
+
+def test_questions_generated_from_documents_are_kept_only_when_retrieved_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from acllm.evals.datasets import load_jsonl
+
+    root = Path(__file__).resolve().parents[1]
+    config = tmp_path / "acllm.toml"
+    # The fake "model" asks about the passage with the passage's own words (retrievable), except
+    # that every third call it answers garbage (unparsable, dropped).
+    config.write_text(
+        f'data_dir = "{tmp_path / "home"}"\ndefault_model = "fake"\ndefault_embedder = "hash"\n'
+        '[models.fake]\nbackend = "fake"\n',
+        encoding="utf-8",
+    )
+    assert main(["ingest", str(root / "examples" / "data"), "--index", "bicis",
+                 "--config", str(config), "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+
+    from acllm import FakeChatModel, Runtime
+    from acllm.config import load_settings
+    from acllm.evals.from_documents import generate
+    from acllm.ingest import sources
+    from acllm.ingest.chunking import chunk_documents
+    from acllm.ingest.document import Document
+
+    calls = {"n": 0}
+
+    def ask_back(messages: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            return "I cannot write a question."
+        passage = messages[-1].content.removeprefix("Passage: ")
+        words = passage.split()
+        return json.dumps({"question": " ".join(words[:12]) + "?", "answer": words[0]})
+
+    runtime = Runtime(load_settings(config, environ={}))
+    try:
+        pending, _ = sources.from_path(root / "examples" / "data")
+        docs = [d for p in pending for d in p.read() if isinstance(d, Document)]
+        chunks = list(chunk_documents(docs))
+        made = asyncio.run(
+            generate(FakeChatModel(default=ask_back), runtime.index("bicis"),
+                     runtime.embedder("hash"), chunks, n=12)
+        )  # fmt: skip
+    finally:
+        runtime.close()
+    assert made.tried == 12 and made.dropped_unparsed == 4
+    assert made.dropped_unfounded == 0  # its "answer" is the passage's first word
+    assert len(made.cases) + made.dropped_unretrieved == 8 and len(made.cases) >= 6
+    ids = {c.id for c in chunks}
+    for case in made.cases:
+        assert case["metadata"]["chunk_id"] in ids and case["references"]
+    out = tmp_path / "generated.jsonl"
+    from acllm.evals.from_feedback import write_jsonl
+
+    write_jsonl(out, made.cases)
+    assert not load_jsonl(out).errors  # a valid dataset for acllm eval run
+
+    # The CLI says what it needs.
+    assert main(["eval", "make-dataset", "--config", str(config)]) == 2
+    assert main(["eval", "make-dataset", str(root / "examples" / "data"), "--index", "nope",
+                 "--config", str(config)]) == 2  # fmt: skip

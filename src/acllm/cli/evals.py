@@ -118,6 +118,49 @@ def _export_feedback(args: argparse.Namespace, runtime: Any) -> int:
     return emit(data, as_json=args.json, text=text)
 
 
+def _make_dataset(args: argparse.Namespace, runtime: Any) -> int:
+    from pathlib import Path
+
+    from acllm.evals.from_documents import generate
+    from acllm.evals.from_feedback import write_jsonl
+    from acllm.ingest import sources
+    from acllm.ingest.chunking import chunk_documents
+    from acllm.ingest.document import Document
+
+    if not args.target or not args.index:
+        raise UserError(
+            "give the documents and their index",
+            hint="acllm eval make-dataset examples/data --index bicis --out cases.jsonl",
+        )
+    if args.index not in runtime.index_names():
+        raise UserError(f"no index named '{args.index}'", hint="ingest the documents first")
+    pending, _ = sources.from_path(Path(args.target))
+    docs = [d for p in pending for d in p.read() if isinstance(d, Document)]
+    chunks = list(chunk_documents(docs))
+    index = runtime.index(args.index)
+    embedder = runtime.embedder(runtime.index_spec(args.index).embedder)
+    made = asyncio.run(
+        generate(runtime.task_model(), index, embedder, chunks, n=args.n,
+                 languages=runtime.settings.languages)
+    )  # fmt: skip
+    out = Path(args.out or "generated.jsonl")
+    write_jsonl(out, made.cases)
+    data = {
+        "out": str(out),
+        "kept": len(made.cases),
+        "tried": made.tried,
+        "dropped_unparsed": made.dropped_unparsed,
+        "dropped_unretrieved": made.dropped_unretrieved,
+        "dropped_unfounded": made.dropped_unfounded,
+    }
+    text = (
+        f"{len(made.cases)} of {made.tried} generated questions kept -> {out} "
+        f"({made.dropped_unretrieved} not retrieved back, {made.dropped_unfounded} with an answer "
+        f"not in the passage, {made.dropped_unparsed} unparsable)"
+    )
+    return emit(data, as_json=args.json, text=text)
+
+
 def run(args: argparse.Namespace) -> int:
     from acllm.runtime import Runtime
 
@@ -127,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
             return _run(args, runtime)
         if args.action == "export-feedback":
             return _export_feedback(args, runtime)
+        if args.action == "make-dataset":
+            return _make_dataset(args, runtime)
         store = _store(runtime)
         try:
             if args.action == "list":

@@ -135,8 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("eval", help="evaluate a task, an assistant or a service over datasets")
-    p.add_argument("action", choices=["run", "list", "show", "report", "gate", "export-feedback"])
-    p.add_argument("target", nargs="?", help="suite file (run) or run id (show, report, gate)")
+    p.add_argument(
+        "action",
+        choices=["run", "list", "show", "report", "gate", "export-feedback", "make-dataset"],
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        help="suite file (run), run id (show, report, gate), documents folder (make-dataset)",
+    )
+    p.add_argument("--index", metavar="NAME", help="make-dataset: the index built from them")
+    p.add_argument("--n", type=int, default=30, help="make-dataset: chunks to write questions for")
     p.add_argument("--resume", metavar="RUN", help="continue this run: only cases not done yet")
     p.add_argument("--vs", metavar="RUN", help="report/gate: compare with this baseline run")
     p.add_argument(
