@@ -250,3 +250,25 @@ async def test_usage_and_cost_per_key_go_on_the_access_line(
         assert (line["model"] == "fake" and line["key_id"] is None) or "key_id" not in line
         expected = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1000
         assert line["cost"] == pytest.approx(expected)
+
+
+async def test_an_embeddings_only_key_lists_only_embedders(
+    settings: Settings, tmp_path: Path
+) -> None:  # noqa: F811
+    from acllm.kv.memory import MemoryKV
+    from acllm.service.auth import KeyGuard
+    from acllm.service.keys import KeyStore
+
+    store = KeyStore(tmp_path / "keys.sqlite")
+    guard = KeyGuard(store, MemoryKV(), settings.service)
+    _, embed_secret = store.create("embedder", routes=["embeddings"])
+    _, nothing_secret = store.create("feedback only", routes=["feedback"])
+    try:
+        async for http in open_client(create_app(settings, guard=guard)):
+            r = await http.get("/v1/models", headers={"Authorization": f"Bearer {embed_secret}"})
+            assert r.status_code == 200
+            assert {m["kind"] for m in r.json()["data"]} == {"embedder"}
+            r = await http.get("/v1/models", headers={"Authorization": f"Bearer {nothing_secret}"})
+            assert r.status_code == 403
+    finally:
+        store.close()

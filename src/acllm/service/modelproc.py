@@ -226,7 +226,7 @@ def create_model_app(settings: Settings, token: str, *, parent_pid: int | None =
     host = ModelHost(settings)
     expected = f"Bearer {token}".encode()
 
-    def authorised(request: Request) -> None:
+    async def authorised(request: Request) -> None:  # async: no thread hop per request
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             raise UnauthorizedError("the model process needs its bearer token")

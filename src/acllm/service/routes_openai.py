@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from acllm.errors import AcllmError, UserError
+from acllm.errors import AcllmError, ForbiddenError, UserError
 from acllm.service.guard import Principal
 from acllm.service.http_errors import error_body
 from acllm.service.routes_common import (
@@ -334,7 +334,10 @@ async def embeddings(body: EmbeddingsRequest, request: Request, svc: Svc) -> dic
 
 @router.get("/v1/models")
 async def models(request: Request, svc: Svc) -> dict[str, Any]:
-    principal = await admit(request, "chat")
+    try:
+        principal = await admit(request, "chat")
+    except ForbiddenError:  # an embeddings-only key may still list what it can use
+        principal = await admit(request, "embeddings")
 
     def entry(name: str, kind: str, **extra: Any) -> dict[str, Any]:
         return {
