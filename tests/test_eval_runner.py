@@ -49,18 +49,18 @@ async def test_scores_failures_and_resume(tmp_path: Path) -> None:
     assert [c.id for c in data] == ["q1", "q2", "q3"] and data.errors[0].line == 4
     attempts: dict[str, int] = {}
 
-    async def flaky(case: Case) -> tuple[str, Any, int]:
+    async def flaky(case: Case) -> tuple[str, Any, int, int]:
         attempts[case.id] = attempts.get(case.id, 0) + 1
         if case.id == "q2" and attempts[case.id] == 1:
             raise ServiceError("upstream dropped the connection")
         answers = {"q1": "Tienes 30 días naturales.", "q2": "23 working days a year."}
         text = answers.get(case.id, "The documents do not say.")
-        return text, {"answer": text, "refused": case.id == "q3"}, 7
+        return text, {"answer": text, "refused": case.id == "q3"}, 5, 2
 
     store = RunStore(tmp_path / "evals.sqlite")
     try:
         run_id = store.create("demo", runner.config_snapshot(spec, None))
-        counts = await runner.run_suite(spec, [data], flaky, store, run_id)
+        counts = await runner.run_suite(spec, [data], flaky, store, run_id, price=(1.0, 3.0))
         assert counts == {"ok": 2, "failed": 1, "skipped": 0}
         failed = [r for r in store.results(run_id) if r.status == "failed"]
         assert [(r.case_id, r.error) for r in failed] == [("q2", "upstream dropped the connection")]
@@ -73,6 +73,7 @@ async def test_scores_failures_and_resume(tmp_path: Path) -> None:
         assert results["q2"].scores["token_f1"] == pytest.approx(0.857142857, abs=1e-6)
         assert results["q3"].scores["token_f1"] == 0.0  # "expected" is its reference
         assert results["q1"].tokens == 7 and results["q1"].latency_s is not None
+        assert results["q1"].scores["cost"] == pytest.approx((5 * 1.0 + 2 * 3.0) / 1000)
         summary = runner.summary(store.results(run_id))["cases"]
         assert summary["cases"] == 3 and summary["failed"] == 0
         assert summary["scores"]["contains"]["n"] == 3
@@ -88,7 +89,8 @@ def test_cli_runs_a_task_suite_on_the_fake_model(
     config.write_text(
         f'data_dir = "{tmp_path / "home"}"\ndefault_model = "fake"\ndefault_embedder = "hash"\n'
         '[models.fake]\nbackend = "fake"\ndefault = \'{"label": "positive"}\'\n'
-        '[tasks]\nsentiment_method = "generate"\n',
+        '[tasks]\nsentiment_method = "generate"\n'
+        "[service.prices.fake]\nprompt_per_1k = 1.0\ncompletion_per_1k = 2.0\n",
         encoding="utf-8",
     )
     path = tmp_path / "suite.toml"
@@ -106,6 +108,7 @@ def test_cli_runs_a_task_suite_on_the_fake_model(
     out = json.loads(capsys.readouterr().out)
     assert out["counts"] == {"ok": 2, "failed": 0, "skipped": 0}
     assert out["summary"]["sentiment"]["scores"]["correct"]["mean"] == 0.5
+    assert out["summary"]["sentiment"]["scores"]["cost"]["mean"] > 0  # priced: the task's model
 
     assert main(["eval", "list", "--config", str(config), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]

@@ -53,7 +53,13 @@ def _run(args: argparse.Namespace, runtime: Any) -> int:
             bar = tqdm(total=total, desc=suite.name, unit="case")
         counts = asyncio.run(
             runner.run_suite(
-                suite, datasets, call, store, run_id, progress=bar.update if bar else None
+                suite,
+                datasets,
+                call,
+                store,
+                run_id,
+                progress=bar.update if bar else None,
+                price=runner.target_price(suite, runtime.settings),
             )
         )
         if bar is not None:

@@ -20,7 +20,8 @@ RUN`` tries only the cases not done yet. Scores per case: ``exact_match`` and ``
 over references; normaliser per suite: squad, mlqa-en, mlqa-es, spanish), ``contains`` (a
 reference occurs in the output), ``correct`` (output label == expected), ``refused`` (the
 refusal rate), ``refusal_correct`` (refused exactly when the case's metadata says
-``"answerable": false``), ``rouge_l``; every case also records latency and tokens.
+``"answerable": false``), ``rouge_l``; every case also records latency and tokens, and its
+``cost`` when ``[service.prices]`` prices the target's model.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def load_datasets(suite: Suite, base: Path) -> list[Dataset]:
     return out
 
 
-Call = Callable[[Case], Awaitable[tuple[str, Any, int]]]  # -> (text, output, tokens)
+# -> (text to score, raw output, prompt tokens, completion tokens)
+Call = Callable[[Case], Awaitable[tuple[str, Any, int, int]]]
 
 
 def _question(case: Case) -> str:
@@ -143,7 +145,7 @@ def _question(case: Case) -> str:
 
 
 def make_target(suite: Suite, runtime: Any) -> Call:
-    """The function that runs one case on the suite's target: (text to score, output, tokens)."""
+    """The function that runs one case on the suite's target."""
     target = suite.target
     if target.kind == "task":
         if target.name not in TASK_OUTPUT:
@@ -153,19 +155,23 @@ def make_target(suite: Suite, runtime: Any) -> Call:
         tasks = Tasks(runtime)
         method = getattr(tasks, target.name)
 
-        async def run_task(case: Case) -> tuple[str, Any, int]:
+        async def run_task(case: Case) -> tuple[str, Any, int, int]:
             result = await method(str(case.input), **target.options)
             used = result.get("usage") or {}
-            tokens = int(used.get("prompt_tokens", 0)) + int(used.get("completion_tokens", 0))
-            return str(result[TASK_OUTPUT[target.name]]), result, tokens
+            prompt, completion = (
+                int(used.get("prompt_tokens", 0)),
+                int(used.get("completion_tokens", 0)),
+            )
+            return str(result[TASK_OUTPUT[target.name]]), result, prompt, completion
 
         return run_task
     if target.kind == "assistant":
         assistant = runtime.assistant(target.name)
 
-        async def run_assistant(case: Case) -> tuple[str, Any, int]:
+        async def run_assistant(case: Case) -> tuple[str, Any, int, int]:
             answer = await assistant.ask(_question(case))
-            return answer.answer, answer.as_dict(), answer.usage.total_tokens
+            used = answer.usage
+            return answer.answer, answer.as_dict(), used.prompt_tokens, used.completion_tokens
 
         return run_assistant
     return _service_target(suite)
@@ -187,7 +193,7 @@ def _service_target(suite: Suite) -> Call:
         headers["Authorization"] = f"Bearer {key}"
     url = target.url.rstrip("/") + "/v1/chat/completions"
 
-    async def run_service(case: Case) -> tuple[str, Any, int]:
+    async def run_service(case: Case) -> tuple[str, Any, int, int]:
         body = {"model": target.name, "messages": [{"role": "user", "content": _question(case)}]}
         async with httpx.AsyncClient(timeout=suite.timeout_s, headers=headers) as client:
             resp = await client.post(url, json=body)
@@ -195,7 +201,8 @@ def _service_target(suite: Suite) -> Call:
             raise UserError(f"the service answered {resp.status_code}: {resp.text[:300]}")
         data = resp.json()
         text = data["choices"][0]["message"]["content"]
-        return text, data, int(data.get("usage", {}).get("total_tokens", 0))
+        used = data.get("usage") or {}
+        return text, data, int(used.get("prompt_tokens", 0)), int(used.get("completion_tokens", 0))
 
     return run_service
 
@@ -232,6 +239,7 @@ async def run_suite(
     run_id: str,
     *,
     progress: Callable[[int], object] | None = None,
+    price: tuple[float, float] | None = None,
 ) -> dict[str, int]:
     """Every case not done yet in ``run_id``, ``suite.concurrency`` at a time; returns counts."""
     done = store.done(run_id)
@@ -243,7 +251,9 @@ async def run_suite(
         async with gate:
             began = time.perf_counter()
             try:
-                text, output, tokens = await asyncio.wait_for(call(case), suite.timeout_s)
+                text, output, prompt, completion = await asyncio.wait_for(
+                    call(case), suite.timeout_s
+                )
             except (AcllmError, TimeoutError, OSError, KeyError, ValueError) as exc:
                 reason = str(exc) or type(exc).__name__
                 result = Result(dataset, case.id, "failed", None, {},
@@ -253,6 +263,9 @@ async def run_suite(
                 scores = score(suite, case, text, output)
                 if "latency" in suite.metrics:
                     scores["latency_s"] = latency
+                if price is not None:  # per 1,000 tokens, prompt and completion
+                    scores["cost"] = (prompt * price[0] + completion * price[1]) / 1000
+                tokens = prompt + completion
                 result = Result(dataset, case.id, "ok", {"text": text, "raw": output}, scores,
                                 latency, tokens, None, case.metadata)  # fmt: skip
             await asyncio.to_thread(store.save, run_id, result)
@@ -279,6 +292,19 @@ def summary(results: list[Result]) -> dict[str, Any]:
             name: {"mean": sum(v) / len(v), "n": len(v)} for name, v in block["scores"].items()
         }
     return out
+
+
+def target_price(suite: Suite, settings: Any) -> tuple[float, float] | None:
+    """(prompt, completion) price per 1,000 tokens of the target's model, from service.prices."""
+    if settings is None:
+        return None
+    name = suite.target.name
+    if suite.target.kind == "task":
+        name = settings.tasks.model or settings.default_model
+    elif suite.target.kind == "assistant" and name in settings.assistants:
+        name = settings.assistants[name].model or settings.default_model
+    price = settings.service.prices.get(name)
+    return None if price is None else (price.prompt_per_1k, price.completion_per_1k)
 
 
 def config_snapshot(suite: Suite, settings: Any) -> dict[str, Any]:
