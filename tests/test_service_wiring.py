@@ -253,8 +253,9 @@ async def test_usage_and_cost_per_key_go_on_the_access_line(
 
 
 async def test_an_embeddings_only_key_lists_only_embedders(
-    settings: Settings, tmp_path: Path
-) -> None:  # noqa: F811
+    settings: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     from acllm.kv.memory import MemoryKV
     from acllm.service.auth import KeyGuard
     from acllm.service.keys import KeyStore
