@@ -35,6 +35,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX feedback_answer ON feedback (answer_id)",
         "CREATE INDEX feedback_rating ON feedback (rating, created)",
     ),
+    (  # the review queue's decisions, and the corrections they turned into overrides
+        """CREATE TABLE reviews (
+            feedback_id TEXT PRIMARY KEY REFERENCES feedback (id), created REAL NOT NULL,
+            decision TEXT NOT NULL, reviewer TEXT, note TEXT)""",
+        """CREATE TABLE overrides (
+            id TEXT PRIMARY KEY, created REAL NOT NULL, assistant TEXT NOT NULL,
+            question_key TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+            citations TEXT NOT NULL, lang TEXT, feedback_id TEXT NOT NULL, reviewer TEXT,
+            active INTEGER NOT NULL DEFAULT 1)""",
+        "CREATE INDEX overrides_lookup ON overrides (assistant, question_key, active)",
+    ),
 ]
 MAX_TEXT = 20_000  # characters in a correction or comment
 
@@ -84,6 +95,11 @@ class FeedbackStore:
             path, MIGRATIONS, what="feedback database", hint="move the file aside to start afresh"
         )
         self.path = self._db.path
+
+    @property
+    def db(self) -> Database:
+        """The database, for the review queue (acllm.review) that shares the file."""
+        return self._db
 
     def record_answer(
         self,

@@ -211,13 +211,14 @@ async def chat_completions(
         if max_tokens is None:  # as much as fits, up to a sensible default
             room = model.context_window - model.count_tokens(messages)
             max_tokens = max(1, min(ChatOptions().max_tokens, room))
-        pieces = _model_pieces(model.stream(messages, _options(body, max_tokens)))
-    meta = {
-        "id": f"chatcmpl-{secrets.token_hex(12)}",
-        "created": int(time.time()),
-        "model": body.model,
-        "system_fingerprint": None,
-    }
+        options = _options(body, max_tokens)
+        if not body.stream:  # one plain upstream call: no server-sent events to split and join
+            reply = await within_deadline(svc, request, model.chat(messages, options))
+            await charge(svc, principal, reply.usage, body.model)
+            piece = Piece("", reply.finish_reason, reply.usage)
+            return JSONResponse(_completion(body.model, reply.text, piece), headers=headers)
+        pieces = _model_pieces(model.stream(messages, options))
+    meta = _meta(body.model)
     if body.stream:
         try:
             first = await within_deadline(svc, request, prefetch(pieces))
@@ -229,8 +230,22 @@ async def chat_completions(
         return StreamBody(events, headers=headers)
     text, last = await within_deadline(svc, request, _collect(pieces))
     await charge(svc, principal, last.usage or Usage(), body.model)
+    return JSONResponse(_completion(body.model, text, last), headers=headers)
+
+
+def _meta(model: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{secrets.token_hex(12)}",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
+
+
+def _completion(model: str, text: str, last: Piece) -> dict[str, Any]:
+    """The ``chat.completion`` object for a whole answer."""
     out: dict[str, Any] = {
-        **meta,
+        **_meta(model),
         "object": "chat.completion",
         "choices": [
             {
@@ -246,7 +261,7 @@ async def chat_completions(
         out["citations"] = last.citations
     if last.answer_id is not None:
         out["answer_id"] = last.answer_id
-    return JSONResponse(out, headers=headers)
+    return out
 
 
 async def _collect(pieces: AsyncIterator[Piece]) -> tuple[str, Piece]:
