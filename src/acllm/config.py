@@ -17,7 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from acllm import registry
+from acllm.assist.memory_settings import MemorySettings
+from acllm.cache.settings import CacheSettings
 from acllm.errors import ConfigError
+from acllm.guards.settings import GuardSettings
 
 ENV_PREFIX = "ACLLM_"
 CONFIG_FILE = "acllm.toml"
@@ -74,6 +77,12 @@ class AssistantSpec(Strict):
     margin: float = Field(default=0.03, ge=0)
     answer_tokens: int = Field(default=256, ge=16)
     rewrite: Literal["model", "concat", "off"] = "concat"
+    # The patterns around the assistant (acllm.assist.pipeline), each off until switched on:
+    guards: GuardSettings | None = None  # [assistants.X.guards]: present = on, with its defaults
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    overrides: bool = True  # serve reviewed corrections (acllm review) for the same question
+    deadline_s: float | None = Field(default=None, gt=0)  # then: what is known, and a notice
 
 
 class ModelPrice(Strict):
@@ -260,6 +269,15 @@ def _check_references(settings: Settings) -> None:
     ]
     refs += [
         (f"assistants.{n}.model", s.model, settings.models) for n, s in settings.assistants.items()
+    ]
+    refs += [
+        (f"assistants.{n}.memory.model", s.memory.model, settings.models)
+        for n, s in settings.assistants.items()
+    ]
+    refs += [
+        (f"assistants.{n}.guards.judge_model", s.guards.judge_model, settings.models)
+        for n, s in settings.assistants.items()
+        if s.guards is not None
     ]
     for key, name, known in refs:
         if name is not None and name not in known:

@@ -13,10 +13,12 @@ from acllm.errors import UserError
 
 if TYPE_CHECKING:
     from acllm.assist.assistant import Assistant
+    from acllm.assist.pipeline import Pipeline
     from acllm.embed.base import Embedder
     from acllm.index.base import Index
     from acllm.kv.base import KV
     from acllm.models.base import ChatModel
+    from acllm.review import ReviewQueue
 
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -160,6 +162,75 @@ class Runtime:
             self.chat(spec.model),
             options,
         )
+
+    def pipeline(self, name: str | None = None, *, index: str | None = None) -> Pipeline:
+        """The assistant with its configured patterns (guards, cache, memory, reviewed overrides),
+        built once per name. An ad-hoc assistant over ``index`` gets overrides only."""
+        from acllm.assist.pipeline import Pipeline
+        from acllm.config import AssistantSpec
+
+        key = name if name is not None else f"index:{index}"
+        if ("pipeline", key) in self._built:
+            built: Pipeline = self._built[("pipeline", key)]
+            return built
+        assistant = self.assistant(name, index=index)
+        spec = (
+            self.settings.assistants[name] if name is not None else AssistantSpec(index=index or "")
+        )
+        model_name = spec.model or self.settings.default_model
+        input_guards = output_guards = None
+        if spec.guards is not None:
+            from acllm.guards import InputGuards, OutputGuards
+
+            judge = self.chat(spec.guards.judge_model) if spec.guards.judge_model else None
+            input_guards = InputGuards.from_settings(
+                spec.guards, embedder=assistant.embedder, model=judge
+            )
+            output_guards = OutputGuards.from_settings(
+                spec.guards, embedder=assistant.embedder, model=judge
+            )
+        cache = None
+        if spec.cache.enabled:
+            from acllm.cache import open_cache
+
+            cache = open_cache(spec.cache, self)
+        memory = None
+        if spec.memory.enabled:
+            from acllm.assist.memory import ConversationMemory
+
+            summary_model = self.chat(spec.memory.model) if spec.memory.model else None
+            memory = ConversationMemory.for_model(
+                self.kv(),
+                assistant.model,
+                spec.memory,
+                summary_model=summary_model,
+                namespace=f"mem:{key}",
+            )
+        reviews = self.reviews() if spec.overrides else None
+        pipeline = Pipeline(
+            assistant,
+            input_guards=input_guards,
+            output_guards=output_guards,
+            cache=cache,
+            memory=memory,
+            reviews=reviews,
+            model_name=model_name,
+            deadline_s=spec.deadline_s,
+        )
+        self._built[("pipeline", key)] = pipeline
+        return pipeline
+
+    def reviews(self) -> ReviewQueue:
+        """The review queue and its overrides, in <data_dir>/feedback.sqlite."""
+        if ("reviews", "") not in self._built:
+            from acllm.feedback import FeedbackStore
+            from acllm.review import ReviewQueue
+
+            store = FeedbackStore(self.data_dir / "feedback.sqlite")
+            self._built[("feedback", "")] = store
+            self._built[("reviews", "")] = ReviewQueue(store)
+        queue: ReviewQueue = self._built[("reviews", "")]
+        return queue
 
     async def aclose(self) -> None:
         """``close()``, after awaiting ``aclose()`` of every backend built so far that has one

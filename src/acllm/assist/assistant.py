@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ REFUSALS = {
     "en": "The documents do not say. I could not find this in the indexed data.",
     "es": "Los documentos no lo dicen. No he encontrado esa información en los datos indexados.",
 }
+# Given the retrieved hits: those to keep, and guard events about the rest.
+Screen = Callable[[list[Hit]], tuple[list[Hit], list[dict[str, Any]]]]
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -74,19 +77,32 @@ class Assistant:
             return f"{previous[-1]} {question}", Usage()
         turns = "\n".join(f"{m.role}: {m.content}" for m in history[-6:])
         messages = load("rewrite").render(
-            lang=self._lang(question), history=turns, question=question
+            lang=self.language(question), history=turns, question=question
         )
         reply = await self.model.chat(messages, ChatOptions(max_tokens=64, stop=("\n",)))
         rewritten = reply.text.strip()
         return (rewritten or question), reply.usage
 
-    def _lang(self, text: str) -> str:
+    def prompt_id(self) -> str:
+        """What shapes an answer besides the question and the index: cached answers made under
+        other options or another prompt version are not reused."""
+        o = self.options
+        return (
+            f"{o.mode}|answer.v{load('answer').version}|{o.retrieval}|k{o.top_k}|t{o.threshold}"
+            f"|s{o.max_sentences}|m{o.margin}|a{o.answer_tokens}|r{o.rewrite}"
+        )
+
+    def language(self, text: str) -> str:
         return langs.detect(text, self.options.languages)
 
-    def retrieve(self, question: str) -> tuple[list[Hit], np.ndarray]:
+    def retrieve(
+        self, question: str, vector: np.ndarray | None = None
+    ) -> tuple[list[Hit], np.ndarray]:
+        """Hits for the question; ``vector`` is its query embedding when the caller has it."""
         from acllm.index.retrieval import search
 
-        vector = self.embedder.embed([question], kind="query")[0]
+        if vector is None:
+            vector = self.embedder.embed([question], kind="query")[0]
         hits = search(
             self.index,
             question,
@@ -97,24 +113,41 @@ class Assistant:
         )
         return hits, vector
 
-    async def ask(self, question: str, history: Sequence[Message] = ()) -> Answer:
+    async def ask(self, question: str, history: Sequence[Message] = (), **options: Any) -> Answer:
         final: Answer | None = None
-        async for item in self.stream(question, history):
+        async for item in self.stream(question, history, **options):
             if isinstance(item, Answer):
                 final = item
         assert final is not None
         return final
 
     async def stream(
-        self, question: str, history: Sequence[Message] = ()
+        self,
+        question: str,
+        history: Sequence[Message] = (),
+        *,
+        query_vector: np.ndarray | None = None,
+        memory: Sequence[Message] = (),
+        screen: Screen | None = None,
     ) -> AsyncIterator[str | Answer]:
-        """Text pieces as they are produced, then the complete Answer last."""
+        """Text pieces as they are produced, then the complete Answer last.
+
+        ``query_vector`` is the question's embedding when the caller already made it (the cache
+        lookup): used when the question needs no rewriting. ``memory`` (a summary and recent turns,
+        already within their token budget) goes into the generative prompt before the sources.
+        ``screen`` sees the retrieved hits before any use and returns those to keep plus guard
+        events (instructions hidden in documents are dropped there).
+        """
         start = time.perf_counter()
-        code = self._lang(question)
+        code = self.language(question)
         query, usage = await self.standalone(question.strip(), history)
+        reuse = query_vector if query == question.strip() else None
         # Embedding and search block (a model call, SQLite, numpy): off the event loop, so a
         # service worker keeps answering other requests meanwhile.
-        hits, vector = await asyncio.to_thread(self.retrieve, query)
+        hits, vector = await asyncio.to_thread(self.retrieve, query, reuse)
+        events: list[dict[str, Any]] = []
+        if screen is not None:
+            hits, events = screen(hits)
         ranked = await asyncio.to_thread(
             extractive.rank_sentences, query, vector, hits, self.embedder
         )
@@ -134,12 +167,15 @@ class Assistant:
                     usage.prompt_tokens, usage.completion_tokens, time.perf_counter() - start
                 ),
                 retrieval_s=retrieval_s,
+                guards=list(events),
             )
 
         if confidence < self.options.threshold:
             text = refusal(code)
             yield text
-            yield finish(text, True, [])
+            answer = finish(text, True, [])
+            answer.suggestions = suggestions(hits, code)
+            yield answer
             return
         if self.options.mode == "extractive":
             chosen = extractive.pick(ranked, self.options.max_sentences, self.options.margin)
@@ -159,7 +195,7 @@ class Assistant:
             yield finish(text, False, citations)
             return
         pieces: list[str] = []
-        messages, used = self._generative_prompt(query, code, hits)
+        messages, used = self._generative_prompt(query, code, hits, memory)
         deltas = self.model.stream(messages, ChatOptions(max_tokens=self.options.answer_tokens))
         try:
             async for delta in deltas:
@@ -178,19 +214,21 @@ class Assistant:
         yield finish(text, bool(refused), citations)
 
     def _generative_prompt(
-        self, question: str, code: str, hits: Sequence[Hit]
+        self, question: str, code: str, hits: Sequence[Hit], memory: Sequence[Message] = ()
     ) -> tuple[list[Message], list[Hit]]:
-        """Fill the context budget with sources in rank order; the answer keeps its share."""
+        """Fill the context budget with sources in rank order; the answer keeps its share and
+        the conversation memory (already within its own budget) goes before the question."""
         prompt = load("answer")
 
         def render(sources: str) -> list[Message]:
-            return prompt.render(
+            messages = prompt.render(
                 lang=code,
                 sources=sources,
                 language=langs.name(code),
                 refusal=refusal(code),
                 question=question,
             )
+            return [*messages[:-1], *memory, messages[-1]]
 
         window = self.model.context_window
         used: list[Hit] = []
@@ -202,6 +240,31 @@ class Assistant:
                 break  # this source would eat the answer's budget: stop adding sources
             used, messages = trial, candidate
         return messages, used
+
+
+_SUGGEST = {
+    "en": "What do the documents say about {topic}?",
+    "es": "¿Qué dicen los documentos sobre {topic}?",
+}
+
+
+def suggestions(hits: Sequence[Hit], code: str, limit: int = 3) -> list[str]:
+    """Questions the documents can answer, from what the nearest passages are about (their
+    section heading, else their source's name): offered instead of a bare refusal."""
+    template = _SUGGEST.get(code, _SUGGEST["en"])
+    topics: dict[str, None] = {}
+    for hit in hits:
+        location = hit.chunk.location
+        if location.startswith("section "):  # Markdown/text: "section A > B (2)"
+            heading = re.sub(r"\s*\(\d+\)$", "", location.split(">")[-1].removeprefix("section "))
+        else:  # rows, records, pages: name the source ("precios.csv" -> "precios")
+            heading = re.sub(r"[_-]+", " ", hit.chunk.source.rsplit("/", 1)[-1].split(".")[0])
+        heading = heading.strip()
+        if heading and heading.casefold() not in {t.casefold() for t in topics}:
+            topics[heading] = None
+        if len(topics) == limit:
+            break
+    return [template.format(topic=t) for t in topics]
 
 
 def _sources_block(hits: Sequence[Hit]) -> str:

@@ -39,10 +39,29 @@ class Answer:
     confidence: float  # relevance of the best evidence, compared with the threshold
     usage: Usage = field(default_factory=Usage)
     retrieval_s: float = 0.0
+    # Set by the request flow around the assistant (acllm.assist.pipeline), empty otherwise:
+    cache: dict[str, Any] | None = None  # how a cached answer matched (kind, similarity, age)
+    override: dict[str, Any] | None = None  # the reviewed correction served instead
+    guards: list[dict[str, Any]] = field(default_factory=list)  # events: redactions, flags...
+    suggestions: list[str] = field(default_factory=list)  # what to ask instead, after a refusal
+    notice: str | None = None  # a message for the user: cut short, blocked, degraded
+    blocked: bool = False  # a guard stopped the question or the answer
 
     def as_dict(self) -> dict[str, Any]:
         usage: dict[str, Any] = dict(self.usage.as_dict())
         usage["retrieval_s"] = round(self.retrieval_s, 4)
+        extra: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("cache", self.cache),
+                ("override", self.override),
+                ("guards", self.guards),
+                ("suggestions", self.suggestions),
+                ("notice", self.notice),
+                ("blocked", self.blocked),
+            )
+            if v
+        }
         return {
             "answer": self.answer,
             "refused": self.refused,
@@ -52,4 +71,5 @@ class Answer:
             "mode": self.mode,
             "confidence": round(self.confidence, 4),
             "usage": usage,
+            **extra,
         }

@@ -71,18 +71,34 @@ def _ask(args: argparse.Namespace) -> int:
             f"no index named '{args.index}'",
             hint=f"ingest data first: acllm ingest PATH --index {args.index}",
         )
-    assistant = runtime.assistant(args.assistant, index=args.index)
+    pipeline = runtime.pipeline(args.assistant, index=args.index)
+    if args.forget:
+        return _forget(args, pipeline)
+    options = {"session": args.session, "use_cache": not args.no_cache}
     if args.stream and not args.json:
-        return asyncio.run(_ask_streaming(assistant, args.question))
-    answer = asyncio.run(assistant.ask(args.question))
+        return asyncio.run(_ask_streaming(pipeline, args.question, options))
+    answer = asyncio.run(pipeline.ask(args.question, **options))
     emit(answer.as_dict(), as_json=args.json, text=_format_answer(answer))
     return 0
 
 
-async def _ask_streaming(assistant: Any, question: str) -> int:
+def _forget(args: argparse.Namespace, pipeline: Any) -> int:
+    if not args.session:
+        raise UserError("--forget needs --session ID: the conversation to delete")
+    if pipeline.memory is None:
+        raise UserError(
+            f"assistant '{pipeline.name}' keeps no memory",
+            hint="set enabled = true under [assistants.NAME.memory]",
+        )
+    deleted = pipeline.memory.forget(args.session)
+    text = f"session {args.session}: " + ("deleted" if deleted else "nothing was kept")
+    return emit({"session": args.session, "deleted": deleted}, as_json=args.json, text=text)
+
+
+async def _ask_streaming(pipeline: Any, question: str, options: dict[str, Any]) -> int:
     from acllm.assist.types import Answer
 
-    async for item in assistant.stream(question):
+    async for item in pipeline.stream(question, **options):
         if isinstance(item, Answer):
             print()
             print(_format_citations(item))
@@ -100,8 +116,19 @@ def _format_citations(answer: Any) -> str:
 
 
 def _format_answer(answer: Any) -> str:
-    cites = _format_citations(answer)
-    return str(answer.answer) + ("\n" + cites if cites else "")
+    lines = [str(answer.answer)]
+    if answer.citations:
+        lines.append(_format_citations(answer))
+    lines += [f"  -> {s}" for s in answer.suggestions]
+    if answer.cache:
+        lines.append(f"  (from the cache: {answer.cache.get('kind', '')} match)")
+    if answer.override:
+        lines.append("  (a reviewed answer)")
+    lines += [
+        f"  (guard {e.get('guard', '?')}: {e.get('action', '?')} {e.get('detail', '')})"
+        for e in answer.guards
+    ]
+    return "\n".join(lines)
 
 
 def _index(args: argparse.Namespace) -> int:

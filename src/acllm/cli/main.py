@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", metavar="NAME", help="index to answer from")
     p.add_argument("--assistant", metavar="NAME", help="configured assistant to use")
     p.add_argument("--stream", action="store_true", help="print the answer as it is produced")
+    p.add_argument(
+        "--session", metavar="ID", help="a conversation the assistant's memory keeps across calls"
+    )
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument(
+        "--forget", action="store_true", help="delete what the memory keeps of --session, then exit"
+    )
     _common(p)
 
     p = sub.add_parser("index", help="list, show or drop indexes")
@@ -132,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpm", type=int, help="requests per minute")
     p.add_argument("--tpm", type=int, help="tokens per minute (prompt + answer)")
     p.add_argument("--admin", action="store_true", help="a key that manages keys")
+    _common(p)
+
+    p = sub.add_parser("review", help="review bad or corrected answers; manage overrides")
+    p.add_argument("action", choices=["list", "approve", "reject", "overrides", "retire"])
+    p.add_argument("id", nargs="?", help="feedback id (approve, reject) or override id (retire)")
+    p.add_argument("--assistant", metavar="NAME", help="list: only this assistant's")
+    p.add_argument("--answer", help="approve: the answer to serve (default: the correction)")
+    p.add_argument("--note", help="why, kept with the decision")
+    p.add_argument("--reviewer", help="who decided (kept with the decision)")
+    p.add_argument("--limit", type=int, default=100, help="list: at most this many")
+    p.add_argument("--all", action="store_true", help="overrides: retired ones too")
     _common(p)
 
     p = sub.add_parser("eval", help="evaluate a task, an assistant or a service over datasets")
@@ -181,6 +199,7 @@ _HANDLERS = {
     "serve": "acllm.cli.serve",
     "keys": "acllm.cli.keys",
     "eval": "acllm.cli.evals",
+    "review": "acllm.cli.review",
     "models": "acllm.cli.info",
     "config": "acllm.cli.info",
 }

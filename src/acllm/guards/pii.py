@@ -16,10 +16,11 @@ slashes are joined before checking (``4111-1111 1111.1111``).
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+from acllm.guards.fold import fold, plain
+
 SEP = r"[ .\-/]?"  # what may split the digits of a number
 
 
@@ -29,20 +30,6 @@ class Finding:
     start: int  # offsets into the ORIGINAL text
     end: int
     text: str  # as written in the original
-
-
-def _normalise(text: str) -> tuple[str, list[int]]:
-    """Folded text and, for each of its characters, the offset of its source in ``text``."""
-    out: list[str] = []
-    where: list[int] = []
-    for i, ch in enumerate(text):
-        if ch in ZERO_WIDTH:
-            continue
-        folded = unicodedata.normalize("NFKC", ch)
-        for c in folded:
-            out.append(c)
-            where.append(i)
-    return "".join(out), where
 
 
 def luhn_ok(digits: str) -> bool:
@@ -84,55 +71,207 @@ def curp_ok(curp: str) -> bool:
     return str((10 - total % 10) % 10) == curp[17]
 
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("email", re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
-    ("iban", re.compile(rf"\b[A-Za-z]{{2}}\d{{2}}(?:{SEP}[A-Za-z0-9]{{1,4}}){{3,8}}\b")),
-    ("card", re.compile(rf"(?<!\d)\d(?:{SEP}\d){{12,18}}(?!\d)")),
-    ("curp", re.compile(r"\b[A-Za-z]{4}\d{6}[HMhmXx][A-Za-z]{5}[A-Za-z0-9]\d\b")),
-    ("rfc", re.compile(r"\b[A-Za-zÑñ&]{3,4}\d{6}[A-Za-z0-9]{3}\b")),
-    ("nie", re.compile(rf"\b([XYZxyz]){SEP}(\d{{7}}){SEP}([A-Za-z])\b")),
-    ("dni", re.compile(rf"\b(\d{{8}}){SEP}([A-Za-z])\b")),
-    (
-        "phone",
-        re.compile(
-            rf"(?<![\w+])(?:\+|00)?\d{{1,3}}?[ .\-]?\(?\d{{2,4}}\)?(?:{SEP}\d{{2,4}}){{2,4}}(?!\w)"
-        ),
-    ),
+def _date_ok(yymmdd: str) -> bool:
+    month, day = int(yymmdd[2:4]), int(yymmdd[4:6])
+    return 1 <= month <= 12 and 1 <= day <= (
+        29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31
+    )
+
+
+_CURP_STATES = frozenset(
+    [
+        "AS",
+        "BC",
+        "BS",
+        "CC",
+        "CL",
+        "CM",
+        "CS",
+        "CH",
+        "DF",
+        "DG",
+        "GT",
+        "GR",
+        "HG",
+        "JC",
+        "MC",
+        "MN",
+        "MS",
+        "NT",
+        "NL",
+        "OC",
+        "PL",
+        "QT",
+        "QR",
+        "SP",
+        "SL",
+        "SR",
+        "TC",
+        "TS",
+        "TL",
+        "VZ",
+        "YN",
+        "ZS",
+        "NE",
+    ]
+)
+
+
+def curp_full_ok(curp: str) -> bool:
+    """Check digit, birth date and state code (``NE``: born abroad)."""
+    curp = curp.upper()
+    return _date_ok(curp[4:10]) and curp[11:13] in _CURP_STATES and curp_ok(curp)
+
+
+def rfc_ok(rfc: str) -> bool:
+    """Structure and date of a Mexican RFC. The homoclave's check digit is NOT required, as
+    python-stdnum does by default: older RFCs do not always satisfy it."""
+    rfc = rfc.upper()
+    stem = 4 if len(rfc) == 13 else 3
+    return _date_ok(rfc[stem : stem + 6])
+
+
+# What may split the characters of a number: one space, dot, dash, slash or tab, or a line break
+# with spaces around it (a number pasted across two lines).
+SEP = r"(?:[ \t]*\r?\n[ \t]*|[ .\-/\t])?"
+_NOT_AFTER = r"(?![^\W_])"  # no letter or digit right after
+_NOT_BEFORE = r"(?<![^\W_])"
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.([A-Za-z]{2,})")
+_FILE_SUFFIXES = frozenset(
+    ["png", "jpg", "jpeg", "gif", "svg", "webp", "pdf", "css", "js", "json", "html", "txt", "zip"]
+)
+_IBAN_START = re.compile(rf"{_NOT_BEFORE}([A-Za-z]{{2}})({SEP})(\d{{2}})")
+_IBAN_GROUP = re.compile(rf"{SEP}([A-Za-z0-9]{{1,4}})")
+_IBAN_LENGTH = {
+    "ES": 24, "DE": 22, "FR": 27, "GB": 22, "IT": 27, "PT": 25, "NL": 18, "BE": 16, "AT": 20,
+    "CH": 21, "IE": 22, "LU": 20, "AD": 24, "PL": 28, "SE": 24, "DK": 18, "FI": 18, "NO": 15,
+}  # fmt: skip
+_CARD = re.compile(rf"{_NOT_BEFORE}\d(?:{SEP}\d){{12,18}}{_NOT_AFTER}")
+_CURP = re.compile(r"\b[A-Z]{4}\d{6}[HMX][A-Z]{5}[A-Z0-9]\d\b", re.IGNORECASE)
+_RFC = re.compile(r"\b[A-ZÑ&]{3,4}\d{6}[A-Z0-9]{3}\b", re.IGNORECASE)
+_NIE = re.compile(rf"{_NOT_BEFORE}([XYZxyz]){SEP}(\d(?:{SEP}\d){{6}}){SEP}([A-Za-z]){_NOT_AFTER}")
+_DNI = re.compile(rf"{_NOT_BEFORE}(\d(?:{SEP}\d){{7}}){SEP}([A-Za-z]){_NOT_AFTER}")
+_PHONE = re.compile(
+    rf"(?<![\w+])(?:\(?(?:\+|00)\d{{1,3}}\)?{SEP})?\(?\d{{1,4}}\)?(?:{SEP}\(?\d{{1,4}}\)?){{0,6}}{_NOT_AFTER}"
+)
+# Words just before a number that say what it is (accents already stripped, lower case).
+_PHONE_WORDS = re.compile(
+    r"\b(tel|telf|telefono|tlf|movil|celular|cel|llama\w*|whatsapp|fax|phone|call|mobile|cell"
+    r"|contacto|contact|ring|text)\b"
+)
+_NOT_PHONE_WORDS = re.compile(
+    r"\b(pedido|order|ref|referencia|reference|factura|invoice|tracking|seguimiento|serial|serie"
+    r"|isbn|poliza|policy|localizador|version|build|compilacion|ip|importe|transaction|id|expediente"
+    r"|folio|catastral|report|informe|codigo|code|numero de cuenta|account)\b"
+)
+
+Span = tuple[int, int]
+
+
+def _email(folded: str) -> list[Span]:
+    return [m.span() for m in _EMAIL.finditer(folded) if m.group(1).lower() not in _FILE_SUFFIXES]
+
+
+def _iban(folded: str) -> list[Span]:
+    """Country, check digits, then groups of up to four: the longest run of groups that makes a
+    valid IBAN (of the country's length when it is known) and ends where a word ends."""
+    out: list[Span] = []
+    for start in _IBAN_START.finditer(folded):
+        country = start.group(1).upper()
+        want = _IBAN_LENGTH.get(country)
+        compact, pos, best = country + start.group(3), start.end(), 0
+        while len(compact) < 34 and (group := _IBAN_GROUP.match(folded, pos)):
+            compact, pos = compact + group.group(1), group.end()
+            ends_word = pos == len(folded) or not folded[pos].isalnum()
+            fits = len(compact) == want if want else len(compact) >= 15
+            if ends_word and fits and iban_ok(compact):
+                best = pos
+            if want and len(compact) >= want:
+                break
+        if best:
+            out.append((start.start(), best))
+    return out
+
+
+def _card(folded: str) -> list[Span]:
+    return [m.span() for m in _CARD.finditer(folded) if luhn_ok(_digits(m.group(0)))]
+
+
+def _curp(folded: str) -> list[Span]:
+    return [m.span() for m in _CURP.finditer(folded) if curp_full_ok(m.group(0))]
+
+
+def _rfc(folded: str) -> list[Span]:
+    return [m.span() for m in _RFC.finditer(folded) if rfc_ok(m.group(0))]
+
+
+def _nie(folded: str) -> list[Span]:
+    return [
+        m.span()
+        for m in _NIE.finditer(folded)
+        if nie_ok(m.group(1), _digits(m.group(2)), m.group(3))
+    ]
+
+
+def _dni(folded: str) -> list[Span]:
+    return [m.span() for m in _DNI.finditer(folded) if dni_ok(_digits(m.group(1)), m.group(2))]
+
+
+def _phone(folded: str) -> list[Span]:
+    """9 to 15 digits that are a phone by their shape or by what precedes them: an international
+    prefix (``+34``, ``0052``) is enough; otherwise a word such as "teléfono" or "call" before it,
+    or phone-like grouping (three or more groups split by spaces or dashes), and no word such as
+    "pedido", "order" or "ISBN" just before."""
+    out: list[Span] = []
+    for m in _PHONE.finditer(folded):
+        value = m.group(0)
+        if not 9 <= len(_digits(value)) <= 15:
+            continue
+        before = plain(folded[max(0, m.start() - 40) : m.start()])
+        if value.startswith(("+", "00", "(+")):
+            out.append(m.span())
+            continue
+        near = before[-25:]
+        if _NOT_PHONE_WORDS.search(near):
+            continue
+        groups = re.split(r"[ \-()\r\n\t]+", value.strip("()"))
+        if _PHONE_WORDS.search(before) or (
+            "." not in value and "/" not in value and len(groups) >= 3
+        ):
+            out.append(m.span())
+    return out
+
+
+# The more specific kinds first: they claim their spans.
+_FINDERS: list[tuple[str, Callable[[str], list[Span]]]] = [
+    ("email", _email),
+    ("iban", _iban),
+    ("card", _card),
+    ("curp", _curp),
+    ("rfc", _rfc),
+    ("nie", _nie),
+    ("dni", _dni),
+    ("phone", _phone),
 ]
+KINDS = tuple(kind for kind, _ in _FINDERS)
 
 
 def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-def _valid(kind: str, match: re.Match[str]) -> bool:
-    value = match.group(0)
-    if kind == "card":
-        digits = _digits(value)
-        return 13 <= len(digits) <= 19 and luhn_ok(digits)
-    if kind == "iban":
-        return iban_ok(re.sub(r"[ .\-/]", "", value))
-    if kind == "dni":
-        return dni_ok(match.group(1), match.group(2))
-    if kind == "nie":
-        return nie_ok(match.group(1), match.group(2), match.group(3))
-    if kind == "curp":
-        return curp_ok(value)
-    if kind == "phone":
-        digits = _digits(value)
-        return 9 <= len(digits) <= 15
-    return True
-
-
-def find(text: str) -> list[Finding]:
-    """Every piece of personal data in ``text``, checked, without overlaps, in order."""
-    folded, where = _normalise(text)
-    taken: list[tuple[int, int]] = []
+def find(text: str, kinds: Collection[str] | None = None) -> list[Finding]:
+    """Every piece of personal data in ``text`` (of ``kinds``: all when None), checked, without
+    overlaps, in order. Offsets are into ``text`` as given."""
+    folded, where = fold(text)
+    taken: list[Span] = []
     found: list[Finding] = []
-    for kind, pattern in _PATTERNS:  # the more specific kinds first: they claim their spans
-        for match in pattern.finditer(folded):
-            a, b = match.span()
-            if any(a < end and start < b for start, end in taken) or not _valid(kind, match):
+    for kind, finder in _FINDERS:
+        if kinds is not None and kind not in kinds:
+            continue
+        for a, b in finder(folded):
+            if any(a < end and start < b for start, end in taken):
                 continue
             taken.append((a, b))
             start, end = where[a], where[b - 1] + 1

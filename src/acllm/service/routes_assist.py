@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from acllm.errors import AcllmError
+from acllm.errors import AcllmError, UserError
 from acllm.service.guard import Principal
 from acllm.service.http_errors import error_body
 from acllm.service.routes_common import (
+    CONVERSATION_HEADER,
     ServiceState,
     StreamBody,
     Svc,
@@ -43,6 +45,14 @@ class AskBody(BaseModel):
     question: str = Field(min_length=1)
     history: list[Turn] = Field(default_factory=list)
     stream: bool = False
+    session: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="a conversation the assistant's memory keeps (when it has one); "
+        "defaults to the X-Conversation-Id header",
+    )
+    cache: bool = Field(default=True, description="false: neither read nor write the cache")
 
 
 @router.get("/v1/assistants")
@@ -50,7 +60,14 @@ async def list_assistants(request: Request, svc: Svc) -> dict[str, Any]:
     principal = await admit(request, "ask")
     return {
         "data": [
-            {"name": n, "index": s.index, "description": s.description, "mode": s.mode}
+            {
+                "name": n,
+                "index": s.index,
+                "description": s.description,
+                "mode": s.mode,
+                "memory": s.memory.enabled,
+                "cache": s.cache.enabled,
+            }
             for n, s in sorted(svc.settings.assistants.items())
             if principal.may("ask", n)
         ]
@@ -64,7 +81,14 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
     headers = conversation_headers(request)
     assistant = svc.assistant(name)
     history = [Message(t.role, t.content) for t in body.history]
-    items = assistant.stream(body.question, history)
+    session = body.session or request.headers.get(CONVERSATION_HEADER)
+    items = assistant.stream(
+        body.question,
+        history,
+        session=session,
+        tenant=principal.key_id or "",
+        use_cache=body.cache,
+    )
     if not body.stream:
         answer = await within_deadline(svc, request, _last(items))
         await charge(svc, principal, answer.usage, name)
@@ -77,6 +101,19 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
         raise
     events = _events(svc, request, name, principal, first, items)
     return StreamBody(events, headers=headers)
+
+
+@router.delete("/v1/assistants/{name}/sessions/{session}")
+async def forget_session(name: str, session: str, request: Request, svc: Svc) -> dict[str, Any]:
+    """Delete what the assistant's memory keeps of a conversation (a user's request)."""
+    await admit(request, "ask", name)
+    memory = svc.assistant(name).memory
+    if memory is None:
+        raise UserError(
+            f"assistant '{name}' keeps no memory", hint="set [assistants.NAME.memory] enabled"
+        )
+    deleted = await anyio.to_thread.run_sync(memory.forget, session)
+    return {"session": session, "deleted": deleted}
 
 
 async def _last(items: AsyncIterator[Any]) -> Any:

@@ -24,7 +24,7 @@ from acllm.service.remote import CALLER, ModelProcessClient, is_local
 from acllm.types import Usage
 
 if TYPE_CHECKING:
-    from acllm.assist.assistant import Assistant
+    from acllm.assist.pipeline import Pipeline
     from acllm.assist.types import Answer
     from acllm.config import Settings
     from acllm.embed.base import Embedder
@@ -84,12 +84,13 @@ class ServiceState:
             )
         return self.runtime.embedder(name)
 
-    def assistant(self, name: str) -> Assistant:
+    def assistant(self, name: str) -> Pipeline:
+        """The named assistant with its patterns (guards, cache, memory, reviewed overrides)."""
         if name in self.settings.assistants:
-            return self.runtime.assistant(name)
+            return self.runtime.pipeline(name)
         index = name.removeprefix("index:")
         if name.startswith("index:") and index in self.runtime.index_names():
-            return self.runtime.assistant(None, index=index)
+            return self.runtime.pipeline(None, index=index)
         names = [*self.assistant_names(), *(f"index:{n}" for n in self.runtime.index_names())]
         raise NotFoundError(
             f"no assistant named '{name}'", hint=f"assistants: {', '.join(names) or 'none'}"

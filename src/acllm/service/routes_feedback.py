@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acllm.errors import UserError
 from acllm.feedback import MAX_TEXT, FeedbackStore
+from acllm.review import ReviewQueue
 from acllm.service.routes_common import admit
 
 router = APIRouter()
@@ -65,6 +66,70 @@ async def list_feedback(
         lambda: store(request).list(rating=rating, since=since, limit=limit)
     )
     return {"data": [f.as_dict() for f in found]}
+
+
+class ReviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "reject"]
+    answer: str | None = Field(
+        default=None,
+        max_length=MAX_TEXT,
+        description="the answer to serve (approve); default: the user's correction",
+    )
+    note: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+def queue(request: Request) -> ReviewQueue:
+    return ReviewQueue(store(request))
+
+
+@router.get("/v1/feedback/review", tags=["feedback"])
+async def review_queue(
+    request: Request,
+    assistant: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Answers rated bad or corrected, with their sources, waiting for a reviewer's decision."""
+    await admit(request, "admin")
+    found = await anyio.to_thread.run_sync(
+        lambda: queue(request).pending(assistant=assistant, limit=limit)
+    )
+    return {"data": [f.as_dict() for f in found]}
+
+
+@router.post("/v1/feedback/{feedback_id}/review", tags=["feedback"])
+async def review(feedback_id: str, body: ReviewBody, request: Request) -> dict[str, Any]:
+    """Approve (the correction becomes the answer served for that question) or reject."""
+    principal = await admit(request, "admin")
+    reviews = queue(request)
+    reviewer = principal.key_id
+    if body.decision == "reject":
+        await anyio.to_thread.run_sync(
+            lambda: reviews.reject(feedback_id, reviewer=reviewer, note=body.note)
+        )
+        return {"feedback_id": feedback_id, "decision": "rejected"}
+    override = await anyio.to_thread.run_sync(
+        lambda: reviews.approve(feedback_id, answer=body.answer, reviewer=reviewer, note=body.note)
+    )
+    return {"feedback_id": feedback_id, "decision": "approved", "override": override.as_dict()}
+
+
+@router.get("/v1/overrides", tags=["feedback"])
+async def list_overrides(
+    request: Request, assistant: str | None = None, include_retired: bool = False
+) -> dict[str, Any]:
+    await admit(request, "admin")
+    found = await anyio.to_thread.run_sync(
+        lambda: queue(request).overrides(assistant=assistant, include_retired=include_retired)
+    )
+    return {"data": [o.as_dict() for o in found]}
+
+
+@router.delete("/v1/overrides/{override_id}", tags=["feedback"])
+async def retire_override(override_id: str, request: Request) -> dict[str, Any]:
+    await admit(request, "admin")
+    retired = await anyio.to_thread.run_sync(lambda: queue(request).retire(override_id))
+    return retired.as_dict()
 
 
 @router.get("/", include_in_schema=False)

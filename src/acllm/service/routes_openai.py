@@ -24,6 +24,7 @@ from acllm.errors import AcllmError, ForbiddenError, UserError
 from acllm.service.guard import Principal
 from acllm.service.http_errors import error_body
 from acllm.service.routes_common import (
+    CONVERSATION_HEADER,
     ServiceState,
     StreamBody,
     Svc,
@@ -203,7 +204,12 @@ async def chat_completions(
             raise UserError("the last message must be the user's question")
         history = [m for m in messages[:-1] if m.role != "system"]
         assistant = svc.assistant(body.model)
-        items = assistant.stream(messages[-1].content, history)
+        items = assistant.stream(
+            messages[-1].content,
+            history,
+            session=request.headers.get(CONVERSATION_HEADER),
+            tenant=principal.key_id or "",
+        )
         pieces = _assistant_pieces(items, request, body.model, principal)
     else:
         model = svc.chat_model(body.model)
