@@ -106,9 +106,7 @@ def test_chunks_carrying_hidden_instructions_are_dropped_before_the_prompt(
         {"kind": "text"},
     )
     embedder = make(index).embedder
-    index.write(
-        replace=[SourceWrite("evil.md", "h", [poisoned], embedder.embed([poisoned.text]))]
-    )
+    index.write(replace=[SourceWrite("evil.md", "h", [poisoned], embedder.embed([poisoned.text]))])
     model = FakeChatModel(default="Employees get 23 days of paid leave per year [1].")
     answer = run(guarded(index, model), "What is the paid leave policy?")
     prompt = " ".join(m.content for m in model.calls[-1][0])
@@ -193,7 +191,9 @@ def test_a_slow_answer_is_cut_at_the_deadline_with_what_is_known(index: SQLiteIn
 def test_memory_carries_the_conversation_and_can_be_forgotten(index: SQLiteIndex) -> None:
     model = FakeChatModel(default="Noted [1].")
     memory = ConversationMemory(
-        MemoryKV(), lambda t: len(t.split()), MemorySettings(enabled=True, budget_tokens=400, summary_tokens=64)
+        MemoryKV(),
+        lambda t: len(t.split()),
+        MemorySettings(enabled=True, budget_tokens=400, summary_tokens=64),
     )
     pipeline = Pipeline(make(index, model, mode="generative"), memory=memory)
     run(pipeline, "My name is Lucía and my order is 48213. How many days of leave?", session="s1")
@@ -212,3 +212,50 @@ def test_conversation_key_separates_histories() -> None:
     a = conversation_key([Message("user", "price in Spain?")])
     b = conversation_key([Message("user", "price in Mexico?")])
     assert a and b and a != b
+
+
+def test_the_cache_serves_repeats_within_scope_and_forgets_on_reingest(
+    index: SQLiteIndex, tmp_path: Path
+) -> None:
+    from acllm.cache import CacheSettings, build_cache
+    from acllm.index.base import SourceWrite
+    from acllm.ingest.document import Chunk
+
+    cache = build_cache(CacheSettings(enabled=True), data_dir=tmp_path)
+    model = FakeChatModel(default="Employees get 23 days of paid leave per year [1].")
+    pipeline = Pipeline(make(index, model, mode="generative"), cache=cache, model_name="fake")
+    question = "How many days of paid leave do employees get?"
+    first = run(pipeline, question)
+    assert first.cache is None and len(model.calls) == 1
+    again = run(pipeline, "how many days of paid leave do employees get")
+    assert again.cache is not None and again.cache["kind"] == "exact"
+    assert again.answer == first.answer
+    assert [c.as_dict() for c in again.citations] == [c.as_dict() for c in first.citations]
+    assert len(model.calls) == 1  # served without the model
+    assert run(pipeline, question, tenant="key_other").cache is None  # per tenant
+    assert run(pipeline, question, use_cache=False).cache is None  # opted out
+    follow = run(pipeline, question, history=[Message("user", "about Spain")])
+    assert follow.cache is None  # another conversation state
+    calls = len(model.calls)
+    extra = Chunk("new-0", "new.md", "new.md", "section X", "Something new.", {"kind": "text"})
+    index.write(replace=[SourceWrite("new.md", "h2", [extra], make(index).embedder.embed(["x"]))])
+    assert run(pipeline, question).cache is None  # re-ingested: answers are fresh
+    assert len(model.calls) == calls + 1
+    pipeline.close()
+
+
+def test_flagged_or_blocked_answers_are_not_cached(index: SQLiteIndex, tmp_path: Path) -> None:
+    from acllm.cache import CacheSettings, build_cache
+
+    cache = build_cache(CacheSettings(enabled=True), data_dir=tmp_path)
+    settings = GuardSettings()
+    model = FakeChatModel(default="Write to hr@example.com about leave [1].")
+    pipeline = Pipeline(
+        make(index, model, mode="generative"),
+        input_guards=InputGuards.from_settings(settings),
+        output_guards=OutputGuards.from_settings(settings),
+        cache=cache,
+    )
+    run(pipeline, "Who do I ask about paid leave?")
+    assert run(pipeline, "Who do I ask about paid leave?").cache is None  # redacted: not reused
+    pipeline.close()
