@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from test_assistant import index as index  # noqa: F401  (the fixture: a real SQLite index)
-from test_assistant import make
 
 from acllm import FakeChatModel, Message
 from acllm.assist.memory import ConversationMemory
@@ -21,6 +19,8 @@ from acllm.index.sqlite import SQLiteIndex
 from acllm.kv.memory import MemoryKV
 from acllm.review import ReviewQueue
 from acllm.types import ChatOptions, Delta, Reply, Usage
+from test_assistant import index as index
+from test_assistant import make
 
 
 def run(pipeline: Pipeline, question: str, **options: object) -> Answer:

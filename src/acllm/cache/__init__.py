@@ -31,7 +31,19 @@ _WHERE = {
     "Verdict": "verify",  # the function is acllm.cache.verify.verify (the module owns the name)
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "CacheHit",
+    "CacheScope",
+    "CacheSettings",
+    "CacheStore",
+    "RawEntry",
+    "ResponseCache",
+    "VectorRows",
+    "Verdict",
+    "build_cache",
+    "open_cache",
+    "open_store",
+]
 
 
 def __getattr__(name: str) -> Any:

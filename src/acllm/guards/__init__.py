@@ -25,7 +25,7 @@ _WHERE = {
     "OutputGuards": "pipeline",
     "GuardSettings": "settings",
 }
-__all__ = sorted(_WHERE)
+__all__ = ["GuardEvent", "GuardOutcome", "GuardSettings", "InputGuards", "OutputGuards"]
 
 
 def __getattr__(name: str) -> Any:
