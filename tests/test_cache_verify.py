@@ -150,3 +150,27 @@ def test_zero_false_hits_through_the_cache_with_e5(e5: Any, tmp_path: Path) -> N
     cache.close()
     assert served[0] == []
     assert len(served[1]) >= 0.5 * sum(c["label"] for c in cases)
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [
+        (
+            "¿Cuántos días tengo para devolver una bici?",
+            "¿Cuántos días tengo para devolver un casco?",
+        ),
+        ("How long do I have to return a bike?", "How long do I have to return a helmet?"),
+        ("What is the price of the premium plan?", "What is the price of the basic plan?"),
+    ],
+)
+def test_one_lower_case_product_swapped_is_a_different_question(stored: str, incoming: str) -> None:
+    assert not verify(stored, incoming, 0.99).ok
+
+
+def test_a_short_form_of_the_same_word_is_not_a_swap() -> None:
+    verdict = verify(
+        "¿Cuántos días tengo para devolver una bici?",
+        "¿Cuántos días tengo para devolver una bicicleta?",
+        0.97,
+    )
+    assert verdict.reason != "entity"

@@ -482,6 +482,8 @@ async def test_assistants_are_listed(client: httpx.AsyncClient) -> None:
             "index": "bicis",
             "description": "the Bicis Norte documents",
             "mode": "extractive",
+            "memory": False,
+            "cache": False,
         }
     ]
 
