@@ -103,6 +103,9 @@ def test_options_are_validated() -> None:
         OpenAIOptions(base_url="localhost:8000/v1", model="m")
     with pytest.raises(ValidationError):
         OpenAIOptions(base_url="http://x/v1", model="m", api_key="sk-literal")  # type: ignore[call-arg]
+    for bad in ("http:///v1", "http://x/v1?api-version=1"):
+        with pytest.raises(ValidationError):
+            OpenAIOptions(base_url=bad, model="m")
     assert OpenAIOptions(base_url="http://x/v1/", model="m").base_url == "http://x/v1"
 
 
@@ -301,13 +304,13 @@ async def test_pooled_client_is_kept_per_loop_only_inside_pool_connections(
     assert not model._pools
     with pool_connections():
         await model.chat(HI)
-        (clients,) = model._pools.values()
+        (pool,) = model._pools.values()
         assert "".join(d.text for d in await collect(model)) == "hello from A"
         reply = await model.chat(HI, ChatOptions(timeout=5))
-        assert list(model._pools.values()) == [clients]  # kept, whatever the call's timeout
+        assert list(model._pools.values()) == [pool]  # kept, whatever the call's timeout
         assert reply.text == "hello from A"
         await model.aclose()
-        assert all(c.is_closed for c in clients) and not model._pools
+        assert pool.is_closed and pool.open_count == 0 and not model._pools
     await model.chat(HI)  # the loop left pooling: a client per call again
     assert not model._pools
 
@@ -323,6 +326,6 @@ async def test_runtime_aclose_closes_pooled_clients(srv: FaultServer, tmp_path: 
     assert isinstance(model, OpenAIChat)
     with pool_connections():
         await model.chat(HI)
-        (clients,) = model._pools.values()
+        (pool,) = model._pools.values()
         await runtime.aclose()
-    assert all(c.is_closed for c in clients)
+    assert pool.is_closed and pool.open_count == 0

@@ -1,20 +1,21 @@
 """ChatModel for any OpenAI-compatible server: vLLM, Ollama, llama.cpp server, OpenAI itself.
 
-Connections are kept alive only where someone will close them. An ``httpx.AsyncClient`` with a
+The HTTP client is ``acllm.models.http1`` (plain asyncio streams; httpx cost a third of a service
+worker's CPU per upstream call). Connections are kept alive only where someone will close them: a
 pool belongs to the event loop that first used it and holds sockets until it is closed; a CLI
 command runs its own short ``asyncio.run`` and never closes a model, and the tests turn the
-ResourceWarning of an unclosed socket into an error. So by default each call opens its own client
-and closes it (one TCP connection per call, cheap next to a model's generation time). A
-long-running owner opts its event loop in with ``pool_connections()``: from then on every
-OpenAIChat keeps its pooled clients per such loop (a ``WeakKeyDictionary`` keyed by the loop, like
-the service's model-process client; a few small pools used in turn, see ``_SHARDS``), and the
-owner must await ``aclose()`` of those models before the loop ends. The service's lifespan does: it
-opts each worker's loop in and awaits ``Runtime.aclose()`` as the worker stops; a worker's job
-threads run their own loops, not opted in, so they get per-call clients. Through the service that
-saves a TCP connect (and on https a handshake) per upstream call. The TLS context is built once and
-shared in both modes, so no client reloads certificates.
+ResourceWarning of an unclosed socket into an error. So by default each call opens its own
+connection and closes it (cheap next to a model's generation time). A long-running owner opts its
+event loop in with ``pool_connections()``: from then on every OpenAIChat keeps one keep-alive pool
+per such loop (a ``WeakKeyDictionary`` keyed by the loop, like the service's model-process client),
+and the owner must await ``aclose()`` of those models before the loop ends. The service's lifespan
+does: it opts each worker's loop in and awaits ``Runtime.aclose()`` as the worker stops; a worker's
+job threads run their own loops, not opted in, so they get a connection per call. Through the
+service that saves a TCP connect (and on https a handshake) per upstream call. The TLS context is
+built once and shared in both modes (and with the httpx clients of ``acllm.embed.openai``).
 
-The HTTP helpers here (error mapping, Retry-After, API key) are shared with ``acllm.embed.openai``.
+The HTTP helpers here (error mapping, Retry-After, API key) are shared with ``acllm.embed.openai``,
+which still uses httpx; httpx is imported only when that embedder (or an https URL) needs it.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ import os
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acllm.errors import (
@@ -45,14 +45,15 @@ from acllm.errors import (
     UpstreamTimeoutError,
 )
 from acllm.models.base import check_budget
+from acllm.models.http1 import ConnectionPool, HTTPTimeout, Origin, TransportError, check_headers
 from acllm.registry import Backend
 from acllm.types import ChatOptions, Delta, Message, Reply, Usage
 
 _HINT_DOWN = "is the server running? check base_url"
-# Pooled clients per event loop, used in turn. httpcore's pool goes through all its connections
-# twice per request (a poll() on each idle one, an O(n^2) keep-alive count): at 50 requests in
-# flight that was ~30% of a worker's CPU with one pool; small pools keep each pass short.
-_SHARDS = 8
+# Idle keep-alive connections a pool keeps per event loop (those in use are not capped: the service
+# already bounds its requests in flight), and for how long (httpx's default too).
+_MAX_IDLE = 64
+_KEEPALIVE_S = 5.0
 _DRAIN_S = 0.1  # how long to wait for the end of a stream's body after [DONE]
 # Event loops whose owner closes the models before the loop ends: see pool_connections.
 _POOLED_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
@@ -73,6 +74,7 @@ class OpenAIOptions(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        Origin.parse(value)  # a host; no query or fragment (paths are appended to it)
         return value.rstrip("/")
 
 
@@ -100,7 +102,11 @@ def request_headers(api_key: str | None, extra: dict[str, str]) -> dict[str, str
 
 @cache
 def _tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+    import httpx  # its defaults: certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
+
+    context = httpx.create_ssl_context()
+    context.set_alpn_protocols(["http/1.1"])  # what httpcore sets on it too
+    return context
 
 
 def tls_verify(base_url: str) -> ssl.SSLContext:
@@ -127,7 +133,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def status_error(base_url: str, status: int, body: str, headers: httpx.Headers) -> ServiceError:
+def status_error(base_url: str, status: int, body: str, headers: Mapping[str, str]) -> ServiceError:
     """The acllm error for an HTTP error status: 429 and 5xx are retryable, other 4xx are not."""
     msg = f"{base_url} answered HTTP {status}: {body[:300]}"
     if status == 429:
@@ -138,9 +144,21 @@ def status_error(base_url: str, status: int, body: str, headers: httpx.Headers) 
     return ServiceError(msg, status=status, body=body)
 
 
+def transport_error(base_url: str, exc: TransportError) -> ServiceError:
+    """The acllm error for a failure of ``acllm.models.http1``, as ``mapped_errors`` for httpx."""
+    if isinstance(exc, HTTPTimeout):
+        return UpstreamTimeoutError(
+            f"{base_url} timed out ({exc.phase})", hint="raise timeout or check the server"
+        )
+    # Refused, reset or closed mid-answer: the server may be restarting, so worth a retry.
+    return RetryableError(f"cannot reach {base_url}: {exc}", hint=_HINT_DOWN)
+
+
 @contextmanager
 def mapped_errors(base_url: str) -> Iterator[None]:
     """Turn httpx transport failures into acllm's retryable/non-retryable service errors."""
+    import httpx
+
     try:
         yield
     except httpx.TimeoutException as exc:
@@ -189,12 +207,12 @@ class OpenAIChat:
     def __init__(self, options: OpenAIOptions, *, api_key: str | None = None) -> None:
         self.options = options
         self.name = options.model
-        self._url = f"{options.base_url}/chat/completions"
         self._headers = request_headers(api_key, options.headers)
-        self._pools: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, list[httpx.AsyncClient]
-        ] = weakref.WeakKeyDictionary()
-        self._turn = 0
+        check_headers(self._headers)
+        self._target = Origin.parse(options.base_url).base_path + "/chat/completions"
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def context_window(self) -> int:
@@ -234,56 +252,58 @@ class OpenAIChat:
     def _timeout(self, opts: ChatOptions) -> float:
         return opts.timeout if opts.timeout is not None else self.options.timeout
 
-    def _new_client(self, **limits: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=self.options.timeout,
+    def _new_pool(self, max_idle: int) -> ConnectionPool:
+        base = self.options.base_url
+        tls = tls_verify(base) if base.startswith("https://") else None
+        return ConnectionPool(
+            base,
+            ssl_context=tls,
             headers=self._headers,
-            verify=tls_verify(self.options.base_url),
-            **limits,
+            max_idle=max_idle,
+            keepalive_s=_KEEPALIVE_S,
         )
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[httpx.AsyncClient]:
-        """This loop's pooled client where the loop is opted in, else a client for this call."""
+    def _pool(self) -> tuple[ConnectionPool, bool]:
+        """This loop's keep-alive pool where the loop is opted in, else a pool for this call
+        (keeping no idle connection) that the caller closes; the flag says which."""
         loop = asyncio.get_running_loop()
         if loop not in _POOLED_LOOPS:
-            async with self._new_client() as client:
-                yield client
-            return
-        pools = self._pools.get(loop)
-        if pools is None:
-            # No cap on connections: the service already bounds its requests in flight.
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=16)
-            pools = self._pools[loop] = [self._new_client(limits=limits) for _ in range(_SHARDS)]
-        self._turn = (self._turn + 1) % _SHARDS
-        yield pools[self._turn]
+            return self._new_pool(0), True
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = self._new_pool(_MAX_IDLE)
+        return pool, False
 
     async def aclose(self) -> None:
-        """Close the pooled clients, if any (see ``pool_connections``)."""
+        """Close the pooled connections, if any (see ``pool_connections``)."""
         pools, self._pools = self._pools, weakref.WeakKeyDictionary()
-        for clients in list(pools.values()):
-            for client in clients:
-                await client.aclose()
+        for pool in list(pools.values()):
+            await pool.aclose()
 
     async def chat(self, messages: Sequence[Message], opts: ChatOptions | None = None) -> Reply:
         opts = opts or ChatOptions()
         prompt = check_budget(self, messages, opts.max_tokens)
         base = self.options.base_url
         start = time.perf_counter()
-        with mapped_errors(base):
-            async with self._session() as client:
-                resp = await client.post(
-                    self._url, json=self._body(messages, opts, False), timeout=self._timeout(opts)
-                )
-        if resp.status_code >= 400:
-            raise status_error(base, resp.status_code, resp.text, resp.headers)
-        data = parse_json(base, resp.text)
+        body = _dumps(self._body(messages, opts, False))
+        pool, own = self._pool()
+        try:
+            resp = await pool.request("POST", self._target, body, wait_s=self._timeout(opts))
+        except TransportError as exc:
+            raise transport_error(base, exc) from exc
+        finally:
+            if own:
+                await pool.aclose()
+        text_body = resp.text()
+        if resp.status >= 400:
+            raise status_error(base, resp.status, text_body, resp.headers)
+        data = parse_json(base, text_body)
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
             finish = choice.get("finish_reason") or "stop"
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise ServiceError(f"{base} sent no choices", body=resp.text[:2000]) from None
+            raise ServiceError(f"{base} sent no choices", body=text_body[:2000]) from None
         usage = _usage(data.get("usage"), prompt, text)
         usage.latency_s = time.perf_counter() - start
         model = str(data.get("model") or self.name)
@@ -300,20 +320,14 @@ class OpenAIChat:
         finish: str | None = None
         raw_usage: Any = None
         done = False
-        with mapped_errors(base):
-            async with (
-                self._session() as client,
-                client.stream(
-                    "POST",
-                    self._url,
-                    json=self._body(messages, opts, True),
-                    timeout=self._timeout(opts),
-                ) as resp,
-            ):
-                if resp.status_code >= 400:
-                    body = (await resp.aread()).decode(errors="replace")
-                    raise status_error(base, resp.status_code, body, resp.headers)
-                lines = resp.aiter_lines()
+        body = _dumps(self._body(messages, opts, True))
+        pool, own = self._pool()
+        try:
+            async with pool.stream("POST", self._target, body, wait_s=self._timeout(opts)) as resp:
+                if resp.status >= 400:
+                    error_body = (await resp.read()).decode(errors="replace")
+                    raise status_error(base, resp.status, error_body, resp.headers)
+                lines = resp.iter_lines()
                 async for line in lines:
                     if not line.startswith("data:"):
                         continue  # blank separators, ": keep-alive" comments, event: lines
@@ -333,6 +347,11 @@ class OpenAIChat:
                             yield Delta(piece)
                 if done:
                     await _drain(lines)
+        except TransportError as exc:
+            raise transport_error(base, exc) from exc
+        finally:
+            if own:
+                await pool.aclose()
         if not done and finish is None:
             # An HTTP/1.0 server that dies mid-answer looks like a clean end of the body.
             raise RetryableError(f"{base} ended the stream early", hint=_HINT_DOWN)
@@ -341,11 +360,16 @@ class OpenAIChat:
         yield Delta("", finish_reason=finish or "stop", usage=usage)
 
 
+def _dumps(body: dict[str, Any]) -> bytes:
+    """The request body as httpx's ``json=`` encodes it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
 async def _drain(lines: AsyncIterator[str]) -> None:
     """Read the end of the body after ``[DONE]``: a response closed unread also closes its
     connection, so a pooled connection is only reused once its body is read to the end. Servers end
     the body right after ``[DONE]``; one that keeps it open is left after ``_DRAIN_S``."""
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+    with contextlib.suppress(TimeoutError, TransportError):
         async with asyncio.timeout(_DRAIN_S):
             async for _ in lines:
                 pass

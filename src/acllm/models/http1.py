@@ -1,0 +1,611 @@
+"""A lean HTTP/1.1 client on asyncio streams, for the one origin of an upstream model server.
+
+Why not httpx: through the service every chat request makes one upstream call, and httpx/httpcore
+spent about a third of a worker's CPU on it (anyio streams, a pool that polls every idle connection
+twice per request, header models). This client does just what an OpenAI-compatible backend needs:
+
+- ``ConnectionPool(url, ...)``: keep-alive connections to one origin (``http://`` or ``https://``
+  with the caller's shared ``ssl.SSLContext``), bound to the event loop that uses it. Idle ones are
+  kept last-in-first-out, at most ``max_idle`` of them and for at most ``keepalive_s`` seconds;
+  taking one is O(1) (no pass over all connections). ``max_idle=0`` keeps none: a pool for one call.
+- ``await pool.request(method, path, body)``: the whole response (``Response``); ``async with
+  pool.stream(...) as resp`` reads the head and leaves the body to ``resp.iter_lines()`` /
+  ``resp.read()``. Bodies framed by Content-Length, chunked transfer coding or the end of the
+  connection; gzip/deflate decoded if a server sends them anyway (we ask for identity).
+- Timeouts: every wait for the server (connecting, writing, the response head, each piece of the
+  body) is bounded by the call's ``wait_s`` seconds, like httpx's connect/read/write timeouts.
+- A request sent on a reused idle connection that the server had already closed (the keep-alive
+  race: no byte of a response arrived) is sent once more on a new connection.
+
+Failures are ``HTTPTimeout`` (a wait ran out), ``ConnectError`` (no connection) and
+``ProtocolError`` (reset, closed early or malformed); all are ``TransportError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from urllib.parse import urlsplit
+
+_CRLF = b"\r\n"
+_HEAD_END = b"\r\n\r\n"
+_READ_SIZE = 65536
+_STREAM_LIMIT = 1 << 20  # longest response head or chunk-size line we accept (StreamReader limit)
+
+
+class TransportError(Exception):
+    """The exchange with the server failed below HTTP's status codes."""
+
+
+class HTTPTimeout(TransportError):
+    """A wait for the server ran out; ``phase`` is "connect", "write" or "read"."""
+
+    def __init__(self, phase: str, wait_s: float) -> None:
+        super().__init__(f"{phase} timed out after {wait_s:g} s")
+        self.phase = phase
+
+
+class ConnectError(TransportError):
+    """No connection: refused, unreachable, name not found, TLS handshake failed."""
+
+
+class ProtocolError(TransportError):
+    """The connection was reset or closed before the response ended, or the response is malformed."""
+
+
+class _Stale(Exception):
+    """A reused connection turned out closed before any byte of the response: send again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+    base_path: str  # the URL's path without a trailing slash, e.g. "/v1"
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"a base URL has no query or fragment: {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(slots=True)
+class Response:
+    """A response; ``body`` is filled by ``pool.request`` (a stream's body is read from it)."""
+
+    status: int
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: bytes = b""
+    version: str = "HTTP/1.1"
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """ValueError for a header name or value that would break the request's framing."""
+    for name, value in headers.items():
+        if not name or any(c in name for c in ":\r\n \t") or "\r" in value or "\n" in value:
+            raise ValueError(f"invalid HTTP header {name!r}")
+
+
+# --- one connection ------------------------------------------------------------------------------
+
+
+class _Connection:
+    __slots__ = ("idle_since", "reader", "reused", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.reused = False
+        self.idle_since = 0.0
+
+    def usable(self) -> bool:
+        """Still open, and nothing unasked-for arrived while it sat idle."""
+        return not self.writer.transport.is_closing() and not self.reader.at_eof()
+
+    def close(self) -> None:
+        """Close now, without TLS close_notify (its wait can be long); the socket is released
+        when the loop next runs (``wait_closed`` waits for that)."""
+        self.writer.transport.abort()
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+# --- the pool ------------------------------------------------------------------------------------
+
+
+class ConnectionPool:
+    """Keep-alive HTTP/1.1 connections to one origin, for use on one event loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_idle: int = 64,
+        keepalive_s: float = 5.0,
+        user_agent: str = "acllm",
+    ) -> None:
+        self.origin = Origin.parse(url)
+        if self.origin.scheme == "https" and ssl_context is None:
+            ssl_context = ssl.create_default_context()
+        self._ssl = ssl_context if self.origin.scheme == "https" else None
+        self._max_idle = max_idle
+        self._keepalive_s = keepalive_s
+        self._idle: deque[_Connection] = deque()  # oldest left, most recently used right
+        self._open: set[_Connection] = set()
+        self._closed_unawaited: list[_Connection] = []  # only a pool that keeps none tracks these
+        self._closed = False
+        fixed = {
+            "Host": self.origin.host_header,
+            "User-Agent": user_agent,
+            "Accept": "*/*",
+            "Accept-Encoding": "identity",
+            **(headers or {}),
+        }
+        check_headers(fixed)
+        self._fixed_headers = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def path(self, suffix: str) -> str:
+        """The request target for ``suffix`` under the base URL's path."""
+        return self.origin.base_path + suffix
+
+    def _head(self, method: str, target: str, body: bytes, content_type: str) -> bytes:
+        return (
+            f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1") + body
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _checkout(self) -> _Connection | None:
+        idle = self._idle
+        if not idle:
+            return None
+        expired = time.monotonic() - self._keepalive_s
+        while idle:
+            conn = idle.pop()
+            if conn.idle_since >= expired and conn.usable():
+                return conn
+            self._discard(conn)
+            # The most recent one was too old, or closed: the older ones are likely the same.
+            while idle and idle[0].idle_since < expired:
+                self._discard(idle.popleft())
+        return None
+
+    async def _connect(self, wait_s: float) -> _Connection:
+        if self._closed:
+            raise ConnectError("the connection pool is closed")
+        origin = self.origin
+        try:
+            async with asyncio.timeout(wait_s):
+                reader, writer = await asyncio.open_connection(
+                    origin.host,
+                    origin.port,
+                    ssl=self._ssl,
+                    server_hostname=origin.host if self._ssl is not None else None,
+                    limit=_STREAM_LIMIT,
+                )
+        except TimeoutError:
+            raise HTTPTimeout("connect", wait_s) from None
+        except OSError as exc:  # refused, unreachable, DNS, ssl.SSLError
+            raise ConnectError(str(exc) or type(exc).__name__) from exc
+        conn = _Connection(reader, writer)
+        self._open.add(conn)
+        return conn
+
+    def _release(self, conn: _Connection, reusable: bool) -> None:
+        """Back to the idle list if the exchange ended cleanly and there is room; else closed."""
+        if reusable and not self._closed and len(self._idle) < self._max_idle and conn.usable():
+            conn.reused = True
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            self._discard(conn)
+
+    def _discard(self, conn: _Connection) -> None:
+        conn.close()
+        self._open.discard(conn)
+        if self._max_idle == 0:
+            self._closed_unawaited.append(conn)
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or in use, and wait until their sockets are released."""
+        self._closed = True
+        conns = [*self._open, *self._closed_unawaited]
+        self._idle.clear()
+        self._open.clear()
+        self._closed_unawaited.clear()
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            await conn.wait_closed()
+
+    # --- one exchange -----------------------------------------------------------------------
+
+    async def _send(self, conn: _Connection, request: bytes, wait_s: float) -> Response:
+        """Write the request, read the response head. ``_Stale`` for a reused connection that
+        ends before any byte of the answer."""
+        writer, reader = conn.writer, conn.reader
+        try:
+            writer.write(request)
+            if writer.transport.get_write_buffer_size():
+                try:
+                    async with asyncio.timeout(wait_s):
+                        await writer.drain()
+                except TimeoutError:
+                    raise HTTPTimeout("write", wait_s) from None
+            while True:
+                try:
+                    async with asyncio.timeout(wait_s):
+                        head = await reader.readuntil(_HEAD_END)
+                except TimeoutError:
+                    raise HTTPTimeout("read", wait_s) from None
+                response = _parse_head(head)
+                if not 100 <= response.status < 200 or response.status == 101:
+                    return response
+                conn.reused = False  # an interim answer (100 Continue): bytes arrived
+        except asyncio.IncompleteReadError as exc:
+            if conn.reused and not exc.partial:
+                raise _Stale from exc
+            raise ProtocolError("the server closed the connection without an answer") from exc
+        except asyncio.LimitOverrunError as exc:
+            raise ProtocolError("response head too long") from exc
+        except (ConnectionError, OSError) as exc:  # reset, broken pipe
+            if conn.reused and isinstance(exc, ConnectionError):
+                raise _Stale from exc
+            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
+
+    async def _exchange(self, request: bytes, wait_s: float) -> tuple[_Connection, Response]:
+        conn = self._checkout()
+        if conn is not None:
+            try:
+                return conn, await self._send(conn, request, wait_s)
+            except _Stale:
+                self._discard(conn)
+            except BaseException:
+                self._discard(conn)
+                raise
+        conn = await self._connect(wait_s)
+        try:
+            return conn, await self._send(conn, request, wait_s)
+        except _Stale as exc:  # cannot happen on a new connection; kept for the type checker
+            self._discard(conn)
+            raise ProtocolError("the server closed the connection without an answer") from exc
+        except BaseException:
+            self._discard(conn)
+            raise
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        *,
+        wait_s: float,
+        content_type: str = "application/json",
+    ) -> Response:
+        """Send one request and read its whole response."""
+        conn, response = await self._exchange(
+            self._head(method, target, body, content_type), wait_s
+        )
+        reusable = False
+        try:
+            body_reader = _BodyReader(conn, response, method, wait_s)
+            response.body = await body_reader.read_all()
+            reusable = body_reader.reusable
+        finally:
+            self._release(conn, reusable)
+        return response
+
+    def stream(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        *,
+        wait_s: float,
+        content_type: str = "application/json",
+    ) -> StreamedResponse:
+        """``async with pool.stream(...) as resp``: the head read, the body left to read."""
+        return StreamedResponse(
+            self, self._head(method, target, body, content_type), method, wait_s
+        )
+
+
+class StreamedResponse:
+    """The context manager of ``ConnectionPool.stream``; the connection goes back to the pool when
+    the body was read to its end, else it is closed."""
+
+    def __init__(self, pool: ConnectionPool, request: bytes, method: str, wait_s: float) -> None:
+        self._pool = pool
+        self._request = request
+        self._method = method
+        self._wait_s = wait_s
+        self._conn: _Connection | None = None
+        self._body: _BodyReader | None = None
+        self.status = 0
+        self.headers: dict[str, str] = {}
+
+    async def __aenter__(self) -> StreamedResponse:
+        conn, response = await self._pool._exchange(self._request, self._wait_s)
+        self._conn = conn
+        self.status, self.headers = response.status, response.headers
+        try:
+            self._body = _BodyReader(conn, response, self._method, self._wait_s)
+        except BaseException:
+            self._finish(False)
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._finish(self._body is not None and self._body.reusable)
+
+    def _finish(self, reusable: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool._release(conn, reusable)
+
+    def _reader(self) -> _BodyReader:
+        if self._body is None or self._conn is None:
+            raise RuntimeError("the response is not open")
+        return self._body
+
+    async def read(self) -> bytes:
+        """The rest of the body."""
+        return await self._reader().read_all()
+
+    async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
+        reader = self._reader()
+        while chunk := await reader.read_some():
+            yield chunk
+
+    async def iter_lines(self) -> AsyncGenerator[str, None]:
+        """The body's lines (LF, CRLF or CR endings removed), decoded as UTF-8; read as they
+        arrive, so a line of a server-sent event is seen as soon as its end is."""
+        reader = self._reader()
+        pending = b""
+        while chunk := await reader.read_some():
+            data = pending + chunk if pending else chunk
+            if b"\r" in data:
+                # CRLF and lone CR as LF; a CR at the very end may be half a CRLF: keep it.
+                keep_cr = data.endswith(b"\r")
+                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                if keep_cr:
+                    data = data[:-1]
+                lines = data.split(b"\n")
+                pending = lines.pop() + (b"\r" if keep_cr else b"")
+            else:
+                lines = data.split(b"\n")
+                pending = lines.pop()
+            for line in lines:
+                yield line.decode("utf-8", errors="replace")
+        if pending.rstrip(b"\r"):
+            yield pending.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+class _BodyReader:
+    """Reads one response body as it is framed; ``reusable`` once it ended cleanly on a
+    connection both sides keep alive."""
+
+    __slots__ = ("_decoder", "_done", "_keep", "_left", "_mode", "_reader", "_wait_s", "reusable")
+
+    def __init__(self, conn: _Connection, response: Response, method: str, wait_s: float) -> None:
+        self._reader = conn.reader
+        self._wait_s = wait_s
+        self.reusable = False
+        headers = response.headers
+        self._keep = _keep_alive(response)
+        self._decoder = _decoder(headers.get("content-encoding"))
+        self._left = 0
+        self._done = False
+        status = response.status
+        if method == "HEAD" or status in (204, 304):
+            self._mode = "none"
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            self._mode = "chunked"
+        elif (length := headers.get("content-length")) is not None:
+            try:
+                self._left = int(length)
+            except ValueError:
+                raise ProtocolError(f"bad Content-Length {length!r}") from None
+            if self._left < 0:
+                raise ProtocolError(f"bad Content-Length {length!r}")
+            self._mode = "length"
+        else:
+            self._mode = "close"  # the body runs to the end of the connection
+            self._keep = False
+        if self._mode == "none" or (self._mode == "length" and self._left == 0):
+            self._end()
+
+    def _end(self) -> None:
+        self._done = True
+        self.reusable = self._keep
+
+    async def read_all(self) -> bytes:
+        if self._mode == "length" and not self._done and self._decoder is None:
+            data = await self._exactly(self._left)
+            self._end()
+            return data
+        parts = []
+        while chunk := await self.read_some():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def read_some(self) -> bytes:
+        """The next piece of the (decoded) body; b"" at its end."""
+        while not self._done:
+            data = await self._next_raw()
+            if self._decoder is not None:
+                data = self._decoder.decompress(data)
+                if self._done:
+                    data += self._decoder.flush()
+            if data:
+                return data
+        return b""
+
+    async def _next_raw(self) -> bytes:
+        mode = self._mode
+        if mode == "length":
+            data = await self._some(min(self._left, _READ_SIZE))
+            if not data:
+                raise ProtocolError("the server closed the connection in the middle of the body")
+            self._left -= len(data)
+            if self._left == 0:
+                self._end()
+            return data
+        if mode == "chunked":
+            if self._left == 0:
+                size_line = await self._line()
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise ProtocolError(f"bad chunk size {size_line[:40]!r}") from None
+                if size == 0:
+                    while await self._line():  # trailers, up to the empty line
+                        pass
+                    self._end()
+                    return b""
+                self._left = size
+            data = await self._some(min(self._left, _READ_SIZE))
+            if not data:
+                raise ProtocolError("the server closed the connection in the middle of the body")
+            self._left -= len(data)
+            if self._left == 0 and await self._exactly(2) != _CRLF:
+                raise ProtocolError("chunk not followed by CRLF")
+            return data
+        # "close": everything up to the end of the connection
+        data = await self._some(_READ_SIZE)
+        if not data:
+            self._done = True  # never reusable
+        return data
+
+    async def _some(self, n: int) -> bytes:
+        try:
+            async with asyncio.timeout(self._wait_s):
+                return await self._reader.read(n)
+        except TimeoutError:
+            raise HTTPTimeout("read", self._wait_s) from None
+        except OSError as exc:
+            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
+
+    async def _exactly(self, n: int) -> bytes:
+        try:
+            async with asyncio.timeout(self._wait_s):
+                return await self._reader.readexactly(n)
+        except TimeoutError:
+            raise HTTPTimeout("read", self._wait_s) from None
+        except asyncio.IncompleteReadError as exc:
+            raise ProtocolError(
+                "the server closed the connection in the middle of the body"
+            ) from exc
+        except OSError as exc:
+            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
+
+    async def _line(self) -> bytes:
+        try:
+            async with asyncio.timeout(self._wait_s):
+                line = await self._reader.readuntil(_CRLF)
+        except TimeoutError:
+            raise HTTPTimeout("read", self._wait_s) from None
+        except asyncio.IncompleteReadError as exc:
+            raise ProtocolError(
+                "the server closed the connection in the middle of the body"
+            ) from exc
+        except asyncio.LimitOverrunError as exc:
+            raise ProtocolError("chunk header too long") from exc
+        except OSError as exc:
+            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
+        return line[:-2]
+
+
+def _parse_head(head: bytes) -> Response:
+    lines = head[:-4].split(_CRLF)
+    status_line = lines[0]
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP/1.x response: {status_line[:80]!r}")
+    headers: dict[str, str] = {}
+    for raw in lines[1:]:
+        name, sep, value = raw.partition(b":")
+        if not sep:
+            raise ProtocolError(f"malformed header line {raw[:80]!r}")
+        key = name.strip().lower().decode("latin-1")
+        val = value.strip().decode("latin-1")
+        headers[key] = f"{headers[key]}, {val}" if key in headers else val
+    return Response(int(parts[1]), headers, version=parts[0].decode("latin-1"))
+
+
+def _keep_alive(response: Response) -> bool:
+    connection = response.headers.get("connection", "").lower()
+    if response.version == "HTTP/1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
+
+
+class _Decoder:
+    """gzip or deflate, decoded as the body arrives."""
+
+    def __init__(self, wbits: int) -> None:
+        self._obj = zlib.decompressobj(wbits)
+
+    def decompress(self, data: bytes) -> bytes:
+        try:
+            return self._obj.decompress(data)
+        except zlib.error as exc:
+            raise ProtocolError(f"cannot decode the body: {exc}") from exc
+
+    def flush(self) -> bytes:
+        return self._obj.flush()
+
+
+def _decoder(encoding: str | None) -> _Decoder | None:
+    if not encoding or encoding.lower() == "identity":
+        return None
+    name = encoding.lower().strip()
+    if name in ("gzip", "x-gzip"):
+        return _Decoder(16 + zlib.MAX_WBITS)
+    if name == "deflate":
+        return _Decoder(zlib.MAX_WBITS)
+    raise ProtocolError(f"unsupported Content-Encoding {encoding!r}")
