@@ -103,6 +103,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "[assistants.bicis]\n"
         'index = "bicis"\n'
         'description = "Bicis Norte: prices, returns, workshop, shops"\n'
+        "[assistants.bicis.guards]\n"  # the patterns on, as in examples/acllm.toml
+        "[assistants.bicis.cache]\n"
+        "enabled = true\n"
         "[service]\n"
         "queue_depth = 1\n"  # a tiny queue, so a burst is turned away rather than held
         "queue_wait_s = 120\n"
@@ -412,6 +415,41 @@ def test_web_chat_streams_a_cited_answer_and_stores_feedback(server: Server) -> 
     record = json.loads(answer_record)
     assert record["citations"][0]["source"] == "politica_devoluciones.md"
     assert record["config"]["assistant"] == "bicis"
+
+
+def test_web_chat_shows_cache_hits_redactions_and_suggestions(server: Server) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    def ask(page: Any, question: str, n: int) -> Any:
+        page.get_by_test_id("question").fill(question)
+        page.get_by_test_id("question").press("Enter")
+        done = page.locator("[data-testid=answer][data-done=true]")
+        expect(done).to_have_count(n, timeout=120_000)
+        return done.nth(n - 1)
+
+    question = "¿Cuánto cuesta una revisión completa en el taller?"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            expect(page.locator("#assistant option")).to_have_count(1)
+            first = ask(page, question, 1)
+            expect(first.get_by_test_id("badge-cache")).to_have_count(0)
+            second = ask(page, question, 2)
+            expect(second.get_by_test_id("badge-cache")).to_have_text("de la caché")
+            assert second.locator(".text").inner_text() == first.locator(".text").inner_text()
+            redacted = ask(page, f"Soy ana.lopez@example.com. {question}", 3)
+            expect(redacted.get_by_test_id("badge-guard")).to_have_text("datos personales ocultos")
+            refused = ask(page, "What is the capital of Mongolia?", 4)
+            suggestions = refused.get_by_test_id("suggestions").locator("button")
+            expect(suggestions.first).to_contain_text("What do the documents say about")
+            suggestions.first.click()  # a suggestion asks itself
+            expect(page.locator("[data-testid=answer][data-done=true]")).to_have_count(
+                5, timeout=120_000
+            )
+        finally:
+            browser.close()
 
 
 def test_sigterm_stops_every_process(server: Server) -> None:
