@@ -436,17 +436,22 @@ def test_web_chat_shows_cache_hits_redactions_and_suggestions(server: Server) ->
             expect(page.locator("#assistant option")).to_have_count(1)
             first = ask(page, question, 1)
             expect(first.get_by_test_id("badge-cache")).to_have_count(0)
-            second = ask(page, question, 2)
+            text = first.locator(".text").inner_text()
+            # The conversation is part of the cache key: the same question opens a new one.
+            page.locator("#new").click()
+            second = ask(page, question, 1)
             expect(second.get_by_test_id("badge-cache")).to_have_text("de la caché")
-            assert second.locator(".text").inner_text() == first.locator(".text").inner_text()
-            redacted = ask(page, f"Soy ana.lopez@example.com. {question}", 3)
+            assert second.locator(".text").inner_text() == text
+            page.locator("#new").click()
+            redacted = ask(page, f"Soy ana.lopez@example.com. {question}", 1)
             expect(redacted.get_by_test_id("badge-guard")).to_have_text("datos personales ocultos")
-            refused = ask(page, "What is the capital of Mongolia?", 4)
+            page.locator("#new").click()
+            refused = ask(page, "What is the capital of Mongolia?", 1)
             suggestions = refused.get_by_test_id("suggestions").locator("button")
             expect(suggestions.first).to_contain_text("What do the documents say about")
             suggestions.first.click()  # a suggestion asks itself
             expect(page.locator("[data-testid=answer][data-done=true]")).to_have_count(
-                5, timeout=120_000
+                2, timeout=120_000
             )
         finally:
             browser.close()

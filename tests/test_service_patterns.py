@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_service_app import QUESTION, ROOT, events, open_client, write_config
 
 from acllm import Runtime
 from acllm.config import Settings, load_settings
 from acllm.service.app import create_app
+from test_service_app import QUESTION, ROOT, events, open_client, write_config
 
 PATTERNS = """
 [assistants.handbook.guards]
