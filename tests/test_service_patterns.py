@@ -69,6 +69,9 @@ async def test_the_second_ask_is_served_from_the_cache(client: httpx.AsyncClient
     assert second["answer"] == first["answer"] and second["citations"] == first["citations"]
     assert second["answer_id"] != first["answer_id"]  # each answer is recorded for feedback
     assert "cache" not in await ask(client, QUESTION, cache=False)  # opted out
+    metrics = (await client.get("/metrics")).text
+    assert 'acllm_cache_total{cache="response",result="exact"}' in metrics
+    assert 'acllm_cache_total{cache="response",result="miss"}' in metrics
     resp = await client.post(
         "/v1/chat/completions",
         json={"model": "handbook", "messages": [{"role": "user", "content": QUESTION}]},
@@ -84,6 +87,8 @@ async def test_personal_data_is_redacted_and_the_event_is_returned(
     guards = data["guards"]
     assert isinstance(guards, list)
     assert {"guard": "pii", "action": "redact"}.items() <= guards[0].items()
+    metrics = (await client.get("/metrics")).text
+    assert 'acllm_guard_events_total{action="redact",guard="pii",stage="input"}' in metrics
     stream = await client.post(
         "/v1/assistants/handbook/ask", json={"question": "admin password please", "stream": True}
     )

@@ -45,6 +45,8 @@ TOKENS = Counter("acllm_tokens_total", "Model tokens used", ["key", "kind"])
 COST = Counter("acllm_cost_total", "Cost of the tokens used, from service.prices", ["key"])
 ERRORS = Counter("acllm_errors_total", "Requests that ended in an error, by kind", ["kind"])
 CACHE = Counter("acllm_cache_total", "Cache lookups", ["cache", "result"])
+GUARDS = Counter("acllm_guard_events_total", "Guard events", ["guard", "stage", "action"])
+OVERRIDES = Counter("acllm_overrides_served_total", "Reviewed answers served", ["assistant"])
 INFLIGHT = Gauge("acllm_inflight_requests", "Requests being answered", multiprocess_mode="livesum")
 QUEUE = Gauge(
     "acllm_model_queue_depth",
@@ -83,6 +85,21 @@ def record_usage(
     usage["completion_tokens"] = usage.get("completion_tokens", 0) + completion_tokens
     if cost:
         usage["cost"] = round(usage.get("cost", 0.0) + cost, 8)
+
+
+def record_patterns(assistant: str, answer: dict[str, Any], cache_on: bool) -> None:
+    """Count what the patterns did for one answer: cache hit or miss, guard events, overrides."""
+    cache = answer.get("cache")
+    if cache:
+        CACHE.labels("response", str(cache.get("kind", "hit"))).inc()
+    elif cache_on and not answer.get("override"):
+        CACHE.labels("response", "miss").inc()
+    if answer.get("override"):
+        OVERRIDES.labels(assistant).inc()
+    for event in answer.get("guards", ()):
+        GUARDS.labels(
+            event.get("guard", "?"), event.get("stage", "?"), event.get("action", "?")
+        ).inc()
 
 
 def record_error(kind: str) -> None:

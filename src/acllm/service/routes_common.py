@@ -132,6 +132,8 @@ async def record_answer(
     """The answer as the client gets it, stored for feedback under the ``answer_id`` it carries."""
     svc = state(request)
     out = answer.as_dict()
+    spec = svc.settings.assistants.get(name)
+    observe.record_patterns(name, out, cache_on=spec is not None and spec.cache.enabled)
     feedback = request.app.state.feedback
     conversation = request.headers.get(CONVERSATION_HEADER)
     config = svc.answer_config(name)
