@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import gzip
@@ -12,16 +13,24 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+import acllm.models.openai as openai_module
+from acllm.errors import RetryableError, ServiceError, UserError
 from acllm.models.http1 import (
     ConnectError,
     ConnectionPool,
     HTTPTimeout,
     Origin,
     ProtocolError,
+    Proxy,
+    ProxyError,
     StreamedResponse,
+    UnsupportedProxy,
+    env_proxy,
+    no_proxy_covers,
 )
 from acllm.models.openai import OpenAIChat, OpenAIOptions, pool_connections
 from acllm.types import Message
@@ -607,3 +616,366 @@ async def test_openai_chat_outside_pooling_closes_each_connection() -> None:
         assert "".join([d.text async for d in model.stream(HI)]) == "hi"
         await closed.wait()  # the server saw both connections end
         assert srv.connections == 2 and not model._pools
+
+
+# --- proxies from the environment ----------------------------------------------------------------
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without proxy variables, whatever the shell running pytest has."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+class ForwardProxy:
+    """A tiny forward proxy on 127.0.0.1: absolute-URI requests are passed on (one upstream
+    connection per client connection, both kept alive), CONNECT opens a tunnel. It records what
+    it saw; with ``credentials`` set it answers 407 to a request without them, and with
+    ``connect_status`` it refuses every CONNECT with that status."""
+
+    def __init__(self, credentials: str | None = None, connect_status: str | None = None) -> None:
+        self.credentials = credentials
+        self.connect_status = connect_status
+        self.forwarded: list[tuple[str, str, dict[str, str]]] = []  # (method, target, headers)
+        self.tunnels: list[tuple[str, dict[str, str]]] = []  # (authority, headers)
+        self.server = RawServer(self.handle)
+
+    @property
+    def url(self) -> str:
+        return self.server.url.removesuffix("/v1")
+
+    def authorized(self, headers: dict[str, str]) -> bool:
+        expected = f"Basic {self.credentials}" if self.credentials else None
+        return expected is None or headers.get("proxy-authorization") == expected
+
+    async def handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            while True:
+                try:
+                    head = await r.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                request_line, *lines = head[:-4].decode("latin-1").split("\r\n")
+                method, target, _ = request_line.split(" ")
+                headers = {k.lower(): v for k, _, v in (x.partition(": ") for x in lines)}
+                body = await r.readexactly(int(headers.get("content-length", "0")))
+                if method == "CONNECT":
+                    self.tunnels.append((target, headers))
+                    await self.tunnel(r, w, target, headers)
+                    return
+                self.forwarded.append((method, target, headers))
+                if not self.authorized(headers):
+                    w.write(answer(b"who are you?", status="407 Proxy Authentication Required"))
+                    await w.drain()
+                    continue
+                parts = urlsplit(target)
+                assert parts.scheme == "http" and parts.hostname and parts.port
+                if upstream is None:
+                    upstream = await asyncio.open_connection(parts.hostname, parts.port)
+                up_r, up_w = upstream
+                lines = [x for x in lines if not x.lower().startswith("proxy-authorization:")]
+                up_w.write(f"{method} {parts.path} HTTP/1.1\r\n".encode())
+                up_w.write("".join(f"{x}\r\n" for x in lines).encode("latin-1") + b"\r\n" + body)
+                await up_w.drain()
+                answer_head = await up_r.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in answer_head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                w.write(answer_head + await up_r.readexactly(length))
+                await w.drain()
+        finally:
+            if upstream is not None:
+                upstream[1].transport.abort()
+                with contextlib.suppress(Exception):
+                    await upstream[1].wait_closed()
+
+    async def tunnel(
+        self, r: asyncio.StreamReader, w: asyncio.StreamWriter, target: str, headers: dict[str, str]
+    ) -> None:
+        if not self.authorized(headers):
+            w.write(answer(b"", "Proxy-Authenticate: Basic realm=t", status="407 Who Are You"))
+        elif self.connect_status:
+            w.write(answer(b"no", status=self.connect_status))
+        else:
+            host, _, port = target.rpartition(":")
+            up_r, up_w = await asyncio.open_connection(host, int(port))
+            w.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            try:
+                await asyncio.gather(pipe(r, up_w), pipe(up_r, w))
+            finally:
+                up_w.transport.abort()
+                with contextlib.suppress(Exception):
+                    await up_w.wait_closed()
+        await w.drain()
+        await r.read()  # until the client closes
+
+    async def __aenter__(self) -> ForwardProxy:
+        await self.server.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.__aexit__()
+
+
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    while data := await src.read(65536):
+        dst.write(data)
+        await dst.drain()
+    dst.transport.abort()  # one side ended: end the tunnel
+
+
+def basic(userpass: str) -> str:
+    return base64.b64encode(userpass.encode()).decode()
+
+
+@pytest.fixture
+def tls_pair(tls_files: tuple[Path, Path]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with the self-signed certificate and a client context trusting it."""
+    cert_file, key_file = tls_files
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    return server_tls, ssl.create_default_context(cafile=str(cert_file))
+
+
+async def test_http_through_the_proxy_uses_the_absolute_uri_and_keeps_it_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with serving(keep_alive_server(b"via")) as srv, ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # not for an http URL
+        async with pool_for(srv, headers={"Authorization": "Bearer k"}) as pool:
+            assert pool.proxy == Proxy(
+                "127.0.0.1", int(proxy.url.rsplit(":", 1)[1]), None, "HTTP_PROXY"
+            )
+            assert await post(pool, b'{"a":1}') == (200, b"via")
+            assert await post(pool, b'{"a":2}') == (200, b"via")
+        assert proxy.server.connections == 1  # kept alive to the proxy
+        origin = srv.url.removesuffix("/v1")
+        assert [(m, t) for m, t, _ in proxy.forwarded] == [
+            ("POST", f"{origin}/v1/chat/completions")
+        ] * 2
+        headers = proxy.forwarded[0][2]
+        assert headers["host"] == origin.removeprefix("http://")
+        assert headers["authorization"] == "Bearer k"
+        assert "proxy-authorization" not in headers
+        assert [body for _, _, body in srv.requests] == [b'{"a":1}', b'{"a":2}']
+        assert srv.requests[0][1].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+
+
+async def test_https_through_a_connect_tunnel_with_credentials(
+    monkeypatch: pytest.MonkeyPatch, tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_tls, client_tls = tls_pair
+    credentials = basic("user:p@ss")
+    async with (
+        serving(keep_alive_server(b"secret"), server_tls) as srv,
+        ForwardProxy(credentials=credentials) as proxy,
+    ):
+        with_creds = proxy.url.replace("http://", "http://user:p%40ss@")
+        monkeypatch.setenv("https_proxy", with_creds)
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # the lower-case one wins
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        async with pool_for(srv, ssl_context=client_tls) as pool:
+            assert pool.proxy is not None and pool.proxy.source == "https_proxy"
+            assert await post(pool) == (200, b"secret")
+            assert await post(pool) == (200, b"secret")
+            assert pool.open_count == 1
+        authority = srv.url.removeprefix("https://").removesuffix("/v1")
+        assert [t for t, _ in proxy.tunnels] == [authority]  # one tunnel, reused
+        assert proxy.tunnels[0][1]["proxy-authorization"] == f"Basic {credentials}"
+        assert proxy.tunnels[0][1]["host"] == authority
+        assert not proxy.forwarded
+        assert srv.connections == 1 and len(srv.requests) == 2
+        assert b"roxy-" not in srv.requests[0][1]  # the proxy's credentials stay out of the tunnel
+
+
+async def test_all_proxy_serves_both_schemes(
+    monkeypatch: pytest.MonkeyPatch, tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_tls, client_tls = tls_pair
+    async with (
+        serving(keep_alive_server(b"plain")) as plain,
+        serving(keep_alive_server(b"tls"), server_tls) as secure,
+        ForwardProxy() as proxy,
+    ):
+        monkeypatch.setenv("ALL_PROXY", proxy.url.removeprefix("http://"))  # no scheme: http
+        async with pool_for(plain) as pool:
+            assert await post(pool) == (200, b"plain")
+        async with pool_for(secure, ssl_context=client_tls) as pool:
+            assert await post(pool) == (200, b"tls")
+        assert len(proxy.forwarded) == 1 and len(proxy.tunnels) == 1
+
+
+@pytest.mark.parametrize(
+    "no_proxy",
+    ["127.0.0.1", "localhost, 127.0.0.1", "*", "example.com,*", "127.0.0.0/8", "127.0.0.1:{port}"],
+)
+async def test_no_proxy_goes_direct(monkeypatch: pytest.MonkeyPatch, no_proxy: str) -> None:
+    async with serving(keep_alive_server(b"direct")) as srv, ForwardProxy() as proxy:
+        port = srv.url.rsplit(":", 1)[1].removesuffix("/v1")
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("no_proxy", no_proxy.format(port=port))
+        async with pool_for(srv) as pool:
+            assert pool.proxy is None
+            assert await post(pool) == (200, b"direct")
+        assert proxy.server.connections == 0 and srv.connections == 1
+        # The same pool settings with NO_PROXY naming some other port or host: proxied.
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1:1,other.example")
+        monkeypatch.delenv("no_proxy")
+        async with pool_for(srv) as pool:
+            assert pool.proxy is not None
+            assert await post(pool) == (200, b"direct")
+        assert len(proxy.forwarded) == 1
+
+
+def test_no_proxy_matching() -> None:
+    covers = no_proxy_covers
+    assert covers("example.com", "example.com", 443)
+    assert covers("example.com", "API.Example.com", 443)
+    assert covers(".example.com", "example.com", 443)
+    assert not covers("example.com", "badexample.com", 443)
+    assert not covers("api.example.com", "example.com", 443)
+    assert covers("localhost", "localhost", 80)
+    assert not covers("localhost", "127.0.0.1", 80)  # loopback only when listed
+    assert covers("::1", "::1", 80) and covers("[::1]", "::1", 80)
+    assert covers("[::1]:8000", "::1", 8000) and not covers("[::1]:8000", "::1", 8001)
+    assert covers("10.0.0.0/8", "10.1.2.3", 80) and not covers("10.0.0.0/8", "11.1.2.3", 80)
+    assert covers("example.com:8443", "a.example.com", 8443)
+    assert not covers("example.com:8443", "a.example.com", 443)
+    assert covers(" , foo.org , *", "anything", 1)
+    assert not covers("", "example.com", 443)
+
+
+def test_env_proxy_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    http, https = Origin.parse("http://h.test/v1"), Origin.parse("https://h.test/v1")
+    assert env_proxy(http) is None and env_proxy(https) is None
+    monkeypatch.setenv("HTTP_PROXY", "http://p1:3128")
+    assert env_proxy(http) == Proxy("p1", 3128, None, "HTTP_PROXY")
+    assert env_proxy(https) is None  # HTTP_PROXY is for http URLs only
+    monkeypatch.setenv("ALL_PROXY", "http://u@p2")
+    assert env_proxy(https) == Proxy("p2", 80, f"Basic {basic('u:')}", "ALL_PROXY")
+    assert env_proxy(http) is not None and env_proxy(http).host == "p1"  # type: ignore[union-attr]
+    monkeypatch.setenv("REQUEST_METHOD", "GET")  # a CGI process: HTTP_PROXY may be a header
+    assert env_proxy(http) == Proxy("p2", 80, f"Basic {basic('u:')}", "ALL_PROXY")
+    monkeypatch.setenv("NO_PROXY", ".test")
+    assert env_proxy(http) is None and env_proxy(https) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["https://u:secret@proxy.test:443", "socks5://u:secret@proxy.test:1080", "http://:80"]
+)
+def test_unsupported_proxy_urls_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", url)
+    with pytest.raises(UnsupportedProxy) as err:
+        ConnectionPool("https://api.test/v1")
+    assert err.value.source == "HTTPS_PROXY"
+    assert str(err.value).startswith("HTTPS_PROXY=")
+    assert "secret" not in str(err.value)
+    with pytest.raises(UserError) as user_err:
+        OpenAIChat(OpenAIOptions(base_url="https://api.test/v1", model="m"))
+    assert "HTTPS_PROXY" in str(user_err.value) and "http://" in user_err.value.hint
+    assert "secret" not in str(user_err.value)
+    monkeypatch.setenv("NO_PROXY", "api.test")  # not used for this host: no error
+    assert ConnectionPool("https://api.test/v1").proxy is None
+    assert ConnectionPool("http://api.test/v1", proxy=None).proxy is None
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [("407 Proxy Authentication Required", False), ("502 Bad Gateway", True)],
+)
+async def test_a_refused_connect_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+    status: str,
+    retryable: bool,
+) -> None:
+    server_tls, client_tls = tls_pair
+    async with (
+        serving(keep_alive_server(), server_tls) as srv,
+        ForwardProxy(connect_status=status) as proxy,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        code = int(status.split()[0])
+        async with pool_for(srv, ssl_context=client_tls) as pool:
+            with pytest.raises(ProxyError) as err:
+                await post(pool)
+            assert err.value.status == code
+            assert pool.open_count == 0
+        assert srv.connections == 0
+        monkeypatch.setattr(openai_module, "tls_verify", lambda url: client_tls)
+        model = OpenAIChat(OpenAIOptions(base_url=srv.url, model="m"))
+        with pytest.raises(ServiceError) as service_err:
+            await model.chat(HI)
+        assert service_err.value.retryable is retryable
+        assert f"HTTP {code}" in str(service_err.value)
+        assert "HTTPS_PROXY" in service_err.value.hint
+        assert service_err.value.status == 502  # a gateway failure, whatever the proxy said
+
+
+async def test_a_407_for_a_plain_request_hints_at_the_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with (
+        serving(openai_server()) as srv,
+        ForwardProxy(credentials=basic("u:p")) as proxy,
+    ):
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        model = OpenAIChat(OpenAIOptions(base_url=srv.url, model="m"))
+        with pytest.raises(ServiceError) as err:
+            await model.chat(HI)
+        assert not err.value.retryable and err.value.status == 502
+        assert "HTTP 407" in str(err.value) and "user:password in HTTP_PROXY" in err.value.hint
+        assert srv.connections == 0
+
+
+async def test_an_unreachable_proxy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    model = OpenAIChat(OpenAIOptions(base_url="https://api.test/v1", model="m"))
+    with pytest.raises(RetryableError) as err:
+        await model.chat(HI)
+    assert f"through proxy http://127.0.0.1:{port} (from HTTPS_PROXY)" in str(err.value)
+    assert "HTTPS_PROXY" in err.value.hint
+
+
+async def test_openai_chat_through_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server_tls, client_tls = tls_pair
+    monkeypatch.setattr(openai_module, "tls_verify", lambda url: client_tls)
+    async with (
+        serving(openai_server()) as plain,
+        serving(openai_server(), server_tls) as secure,
+        ForwardProxy(credentials=basic("me:pw")) as proxy,
+    ):
+        monkeypatch.setenv("http_proxy", proxy.url.replace("//", "//me:pw@"))
+        monkeypatch.setenv("https_proxy", proxy.url.replace("//", "//me:pw@"))
+        for srv in (plain, secure):
+            model = OpenAIChat(OpenAIOptions(base_url=srv.url, model="m"))
+            with pool_connections():
+                for _ in range(2):
+                    assert (await model.chat(HI)).text == "hi"
+                    assert "".join([d.text async for d in model.stream(HI)]) == "hi"
+                (pool,) = model._pools.values()
+                assert pool.proxy is not None and pool.open_count == 1
+                await model.aclose()
+            assert srv.connections == 1 and len(srv.requests) == 4
+            # Outside pooling: a connection per call, still through the proxy.
+            assert (await model.chat(HI)).text == "hi"
+            assert srv.connections == 2
+        assert len(proxy.forwarded) == 5 and len(proxy.tunnels) == 2
+        assert all(
+            h["proxy-authorization"] == f"Basic {basic('me:pw')}" for _, _, h in proxy.forwarded
+        )
+        assert all(h["proxy-authorization"] == f"Basic {basic('me:pw')}" for _, h in proxy.tunnels)

@@ -16,15 +16,27 @@ twice per request, header models). This client does just what an OpenAI-compatib
   body) is bounded by the call's ``wait_s`` seconds, like httpx's connect/read/write timeouts.
 - A request sent on a reused idle connection that the server had already closed (the keep-alive
   race: no byte of a response arrived) is sent once more on a new connection.
+- Proxies as httpx's default ``trust_env=True`` finds them (``env_proxy``: HTTP(S)_PROXY,
+  ALL_PROXY, NO_PROXY, either case), decided once when the pool is made, so every connection of
+  a pool takes the same route and a pool without a proxy pays nothing per request. ``http://``
+  proxies only: a plain request goes to the proxy with the absolute URI in its request line
+  (connections to the proxy kept alive as usual); an https one through a ``CONNECT`` tunnel with
+  TLS to the origin inside it. Credentials in the proxy URL become ``Proxy-Authorization: Basic``
+  (on the CONNECT only, never inside the tunnel). ``proxy=`` overrides the environment.
 
-Failures are ``HTTPTimeout`` (a wait ran out), ``ConnectError`` (no connection) and
-``ProtocolError`` (reset, closed early or malformed); all are ``TransportError``.
+Failures are ``HTTPTimeout`` (a wait ran out), ``ConnectError`` (no connection), ``ProxyError``
+(the proxy refused the tunnel) and ``ProtocolError`` (reset, closed early or malformed); all are
+``TransportError``. A proxy URL that cannot be used is ``UnsupportedProxy`` (a ValueError) when
+the pool is made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import ipaddress
+import os
 import ssl
 import time
 import zlib
@@ -32,7 +44,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import urlsplit
+from typing import Final, Literal
+from urllib.parse import unquote, urlsplit
 
 _CRLF = b"\r\n"
 _HEAD_END = b"\r\n\r\n"
@@ -58,6 +71,26 @@ class ConnectError(TransportError):
 
 class ProtocolError(TransportError):
     """The connection was reset or closed before the response ended, or the response is malformed."""
+
+
+class ProxyError(TransportError):
+    """The proxy would not open a tunnel: CONNECT answered with ``status`` (not 2xx)."""
+
+    def __init__(self, proxy: Proxy, status: int, reason: str) -> None:
+        super().__init__(
+            f"proxy {proxy.display}{proxy.from_where} answered CONNECT with HTTP {status} {reason}"
+        )
+        self.proxy = proxy
+        self.status = status
+
+
+class UnsupportedProxy(ValueError):
+    """A proxy URL this client cannot use (not ``http://``, or malformed); ``source`` names the
+    environment variable it came from ("" when given directly)."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class _Stale(Exception):
@@ -86,6 +119,146 @@ class Origin:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
+
+
+_PROXY_KEY: Final = "_proxy"  # getproxies_environment reads variables named *_proxy, any case
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An ``http://`` forward proxy: plain requests go to it with the absolute URI, https ones
+    through a CONNECT tunnel. ``source`` is the environment variable it came from, for messages."""
+
+    host: str
+    port: int
+    authorization: str | None = None  # the Proxy-Authorization value, from user:password
+    source: str = ""
+
+    @classmethod
+    def parse(cls, url: str, source: str = "") -> Proxy:
+        """``http://[user:password@]host[:port]``; a URL without a scheme is taken as http://
+        (as httpx and curl do). ``UnsupportedProxy`` for https://, socks and the like."""
+        where = f"{source}={_redact(url)}" if source else f"proxy {_redact(url)}"
+        if "://" not in url:
+            url = f"http://{url}"
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 80
+        except ValueError as exc:
+            raise UnsupportedProxy(f"{where}: not a valid proxy URL ({exc})", source) from None
+        if parts.scheme.lower() != "http":
+            raise UnsupportedProxy(
+                f"{where}: {parts.scheme}:// proxies are not supported, only http:// ones "
+                "(https targets go through them by CONNECT)",
+                source,
+            )
+        if not parts.hostname:
+            raise UnsupportedProxy(f"{where}: the proxy URL has no host", source)
+        authorization = None
+        if parts.username is not None:
+            userpass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(userpass.encode()).decode("ascii")
+        return cls(parts.hostname, port, authorization, source)
+
+    @property
+    def display(self) -> str:
+        """The proxy's URL without credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def from_where(self) -> str:
+        return f" (from {self.source})" if self.source else ""
+
+
+def env_proxy(origin: Origin) -> Proxy | None:
+    """The proxy the environment names for ``origin``, as httpx's ``trust_env=True`` finds it.
+
+    ``HTTPS_PROXY`` for https, ``HTTP_PROXY`` for http, else ``ALL_PROXY``; lower-case names win
+    over upper-case ones (``urllib.request.getproxies_environment``, which also ignores
+    ``HTTP_PROXY`` in a CGI process). None when no proxy is set or ``NO_PROXY`` covers the host
+    (see ``no_proxy_covers``). ``UnsupportedProxy`` when the proxy that applies is not http://.
+    """
+    if not any(name[-6:].lower() == _PROXY_KEY for name in os.environ):
+        return None  # the common case: no need to import urllib.request (8 ms)
+    from urllib.request import getproxies_environment
+
+    proxies = getproxies_environment()
+    key = origin.scheme if proxies.get(origin.scheme) else "all"
+    url = proxies.get(key)
+    if not url:
+        return None
+    no_proxy = proxies.get("no")
+    if no_proxy and no_proxy_covers(no_proxy, origin.host, origin.port):
+        return None
+    return Proxy.parse(url, _proxy_variable(key))
+
+
+def no_proxy_covers(no_proxy: str, host: str, port: int) -> bool:
+    """Whether a ``NO_PROXY`` list (comma-separated) names ``host``:``port``.
+
+    Entries as curl, urllib and httpx read them: ``*`` covers every host; a name covers itself and
+    its subdomains (a leading dot is ignored: ``example.com`` and ``.example.com`` both cover
+    ``example.com`` and ``api.example.com``, not ``badexample.com``); an IP address covers itself
+    (``127.0.0.1``, ``::1`` or ``[::1]``) and a network its addresses (``10.0.0.0/8``). An entry
+    may name a port (``localhost:8000``, ``[::1]:8000``), then it covers that port only. Names
+    compare without case. Loopback is not bypassed unless listed, as with httpx.
+    """
+    host = host.lower().rstrip(".")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, entry_port = _split_entry(entry)
+        if entry_port is not None and entry_port != port:
+            continue
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(name, strict=False):
+                    return True
+                continue
+            except ValueError:
+                pass  # not an address: compared as a name below
+        name = name.strip(".")
+        if name and (host == name or host.endswith(f".{name}")):
+            return True
+    return False
+
+
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    """A NO_PROXY entry's host and port, if it names one."""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return host, int(port) if port.isdigit() else None
+    if entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        if port.isdigit():
+            return host, int(port)
+    return entry, None  # a name, an IPv4 address or network, or a bare IPv6 address
+
+
+def _proxy_variable(key: str) -> str:
+    """The variable getproxies_environment took ``key``'s proxy from (lower case wins)."""
+    lower = f"{key}{_PROXY_KEY}"
+    if os.environ.get(lower):
+        return lower
+    return next((n for n, v in os.environ.items() if v and n.lower() == lower), lower.upper())
+
+
+def _redact(url: str) -> str:
+    """``url`` with its user:password hidden."""
+    scheme, sep, rest = url.rpartition("://")
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 @dataclass(slots=True)
@@ -149,11 +322,14 @@ class ConnectionPool:
         max_idle: int = 64,
         keepalive_s: float = 5.0,
         user_agent: str = "acllm",
+        proxy: Proxy | Literal["env"] | None = "env",
     ) -> None:
         self.origin = Origin.parse(url)
         if self.origin.scheme == "https" and ssl_context is None:
             ssl_context = ssl.create_default_context()
         self._ssl = ssl_context if self.origin.scheme == "https" else None
+        # Decided once: every connection of a pool takes the same route, direct or by one proxy.
+        self.proxy = env_proxy(self.origin) if proxy == "env" else proxy
         self._max_idle = max_idle
         self._keepalive_s = keepalive_s
         self._idle: deque[_Connection] = deque()  # oldest left, most recently used right
@@ -167,8 +343,30 @@ class ConnectionPool:
             "Accept-Encoding": "identity",
             **(headers or {}),
         }
+        # A plain request through a proxy names the whole URL; one to an https origin goes
+        # through a tunnel, so the proxy's credentials go only on its CONNECT.
+        self._target_prefix = ""
+        self._connect_request = b""
+        if self.proxy is not None:
+            if self._ssl is None:
+                self._target_prefix = f"http://{self.origin.host_header}"
+                if self.proxy.authorization:
+                    fixed["Proxy-Authorization"] = self.proxy.authorization
+            else:
+                self._connect_request = self._connect_head(self.proxy, user_agent)
         check_headers(fixed)
         self._fixed_headers = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+
+    def _connect_head(self, proxy: Proxy, user_agent: str) -> bytes:
+        origin = self.origin
+        host = f"[{origin.host}]" if ":" in origin.host else origin.host
+        authority = f"{host}:{origin.port}"
+        headers = {"Host": authority, "User-Agent": user_agent}
+        if proxy.authorization:
+            headers["Proxy-Authorization"] = proxy.authorization
+        check_headers(headers)
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        return f"CONNECT {authority} HTTP/1.1\r\n{lines}\r\n".encode("latin-1")
 
     @property
     def is_closed(self) -> bool:
@@ -188,7 +386,7 @@ class ConnectionPool:
 
     def _head(self, method: str, target: str, body: bytes, content_type: str) -> bytes:
         return (
-            f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}"
+            f"{method} {self._target_prefix}{target} HTTP/1.1\r\n{self._fixed_headers}"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1") + body
 
@@ -212,23 +410,56 @@ class ConnectionPool:
     async def _connect(self, wait_s: float) -> _Connection:
         if self._closed:
             raise ConnectError("the connection pool is closed")
-        origin = self.origin
+        origin, proxy = self.origin, self.proxy
         try:
             async with asyncio.timeout(wait_s):
-                reader, writer = await asyncio.open_connection(
-                    origin.host,
-                    origin.port,
-                    ssl=self._ssl,
-                    server_hostname=origin.host if self._ssl is not None else None,
-                    limit=_STREAM_LIMIT,
-                )
+                if proxy is None:
+                    reader, writer = await asyncio.open_connection(
+                        origin.host,
+                        origin.port,
+                        ssl=self._ssl,
+                        server_hostname=origin.host if self._ssl is not None else None,
+                        limit=_STREAM_LIMIT,
+                    )
+                else:
+                    reader, writer = await self._connect_proxy(proxy)
         except TimeoutError:
             raise HTTPTimeout("connect", wait_s) from None
         except OSError as exc:  # refused, unreachable, DNS, ssl.SSLError
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
+            reason = str(exc) or type(exc).__name__
+            if proxy is not None:
+                reason = f"through proxy {proxy.display}{proxy.from_where}: {reason}"
+            raise ConnectError(reason) from exc
         conn = _Connection(reader, writer)
         self._open.add(conn)
         return conn
+
+    async def _connect_proxy(
+        self, proxy: Proxy
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the proxy; for an https origin, tunnelled by CONNECT and then TLS
+        (with the origin's name) inside the tunnel."""
+        reader, writer = await asyncio.open_connection(proxy.host, proxy.port, limit=_STREAM_LIMIT)
+        if self._ssl is None:
+            return reader, writer
+        try:
+            writer.write(self._connect_request)
+            await writer.drain()
+            try:
+                head = await reader.readuntil(_HEAD_END)
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionResetError("the proxy closed the connection on CONNECT") from exc
+            except asyncio.LimitOverrunError as exc:
+                raise ProtocolError("the proxy's answer to CONNECT is too long") from exc
+            response = _parse_head(head)
+            if not 200 <= response.status < 300:
+                reason = head.split(_CRLF, 1)[0].split(b" ", 2)[2:]
+                raise ProxyError(proxy, response.status, b"".join(reason).decode("latin-1"))
+            await writer.start_tls(self._ssl, server_hostname=self.origin.host)
+        except BaseException:
+            writer.transport.abort()
+            raise
+        return reader, writer
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
         """Back to the idle list if the exchange ended cleanly and there is room; else closed."""

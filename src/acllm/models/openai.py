@@ -14,6 +14,12 @@ job threads run their own loops, not opted in, so they get a connection per call
 service that saves a TCP connect (and on https a handshake) per upstream call. The TLS context is
 built once and shared in both modes (and with the httpx clients of ``acllm.embed.openai``).
 
+Proxies: like httpx (``trust_env=True``), HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY (either
+case) are honoured; the model reads them once when it is built (an unusable proxy URL, e.g.
+socks or https://, is a UserError then) and all its pools take that route (see
+``acllm.models.http1``). A proxy's refusal (407, 403, 502 to CONNECT or a 407 to a request) is a
+ServiceError with status 502, retryable for 5xx, with a hint naming the proxy's variable.
+
 The HTTP helpers here (error mapping, Retry-After, API key) are shared with ``acllm.embed.openai``,
 which still uses httpx; httpx is imported only when that embedder (or an https URL) needs it.
 """
@@ -43,9 +49,21 @@ from acllm.errors import (
     RetryableError,
     ServiceError,
     UpstreamTimeoutError,
+    UserError,
 )
 from acllm.models.base import check_budget
-from acllm.models.http1 import ConnectionPool, HTTPTimeout, Origin, TransportError, check_headers
+from acllm.models.http1 import (
+    ConnectError,
+    ConnectionPool,
+    HTTPTimeout,
+    Origin,
+    Proxy,
+    ProxyError,
+    TransportError,
+    UnsupportedProxy,
+    check_headers,
+    env_proxy,
+)
 from acllm.registry import Backend
 from acllm.types import ChatOptions, Delta, Message, Reply, Usage
 
@@ -133,9 +151,19 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def status_error(base_url: str, status: int, body: str, headers: Mapping[str, str]) -> ServiceError:
-    """The acllm error for an HTTP error status: 429 and 5xx are retryable, other 4xx are not."""
+def status_error(
+    base_url: str,
+    status: int,
+    body: str,
+    headers: Mapping[str, str],
+    proxy: Proxy | None = None,
+) -> ServiceError:
+    """The acllm error for an HTTP error status: 429 and 5xx are retryable, other 4xx are not.
+    A 407 comes from ``proxy`` (the request went through it): not retryable, status 502."""
     msg = f"{base_url} answered HTTP {status}: {body[:300]}"
+    if status == 407:
+        hint = proxy_hint(proxy, 407) if proxy is not None else "a proxy wants credentials"
+        return ServiceError(msg, body=body, hint=hint)
     if status == 429:
         retry_after = parse_retry_after(headers.get("retry-after"))
         return RateLimitedError(msg, status=429, body=body, retry_after=retry_after)
@@ -144,14 +172,43 @@ def status_error(base_url: str, status: int, body: str, headers: Mapping[str, st
     return ServiceError(msg, status=status, body=body)
 
 
-def transport_error(base_url: str, exc: TransportError) -> ServiceError:
-    """The acllm error for a failure of ``acllm.models.http1``, as ``mapped_errors`` for httpx."""
+def transport_error(base_url: str, exc: TransportError, proxy: Proxy | None = None) -> ServiceError:
+    """The acllm error for a failure of ``acllm.models.http1``, as ``mapped_errors`` for httpx;
+    ``proxy`` is the one the request went through, if any (named in the hint)."""
+    if isinstance(exc, ProxyError):
+        # The proxy's status is in the message; the error keeps the gateway status (502), as a
+        # 407 passed on would ask acllm's own client for proxy credentials.
+        msg = f"cannot reach {base_url}: {exc}"
+        hint = proxy_hint(exc.proxy, exc.status)
+        if exc.status >= 500 or exc.status == 429:
+            return RetryableError(msg, hint=hint)
+        return ServiceError(msg, hint=hint)
     if isinstance(exc, HTTPTimeout):
-        return UpstreamTimeoutError(
-            f"{base_url} timed out ({exc.phase})", hint="raise timeout or check the server"
-        )
+        hint = "raise timeout or check the server"
+        if proxy is not None:
+            hint += f" and the proxy {proxy.display}{proxy.from_where}"
+        return UpstreamTimeoutError(f"{base_url} timed out ({exc.phase})", hint=hint)
     # Refused, reset or closed mid-answer: the server may be restarting, so worth a retry.
-    return RetryableError(f"cannot reach {base_url}: {exc}", hint=_HINT_DOWN)
+    hint = _HINT_DOWN
+    if proxy is not None and isinstance(exc, ConnectError):
+        hint = proxy_hint(proxy, None)
+    return RetryableError(f"cannot reach {base_url}: {exc}", hint=hint)
+
+
+def proxy_hint(proxy: Proxy, status: int | None) -> str:
+    """What to check when a request through ``proxy`` failed with ``status`` from it."""
+    var = proxy.source or "the proxy setting"
+    if status == 407 and proxy.authorization:
+        what = f"the proxy refused the user:password in {var}"
+    elif status == 407:
+        what = f"the proxy wants credentials: put user:password in {var} (http://user:pw@host:port)"
+    elif status == 403:
+        what = f"the proxy in {var} does not allow this host or port"
+    elif status is None:
+        what = f"is the proxy in {var} ({proxy.display}) running?"
+    else:
+        what = f"the proxy in {var} ({proxy.display}) failed"
+    return f"{what}; or add the host to NO_PROXY to go direct"
 
 
 @contextmanager
@@ -209,7 +266,16 @@ class OpenAIChat:
         self.name = options.model
         self._headers = request_headers(api_key, options.headers)
         check_headers(self._headers)
-        self._target = Origin.parse(options.base_url).base_path + "/chat/completions"
+        origin = Origin.parse(options.base_url)
+        self._target = origin.base_path + "/chat/completions"
+        # The environment's proxy, read once: every pool of this model takes that route.
+        try:
+            self._proxy = env_proxy(origin)
+        except UnsupportedProxy as exc:
+            raise UserError(
+                str(exc),
+                hint=f"point {exc.source or 'it'} at an http:// proxy, or add the host to NO_PROXY",
+            ) from None
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = (
             weakref.WeakKeyDictionary()
         )
@@ -261,6 +327,7 @@ class OpenAIChat:
             headers=self._headers,
             max_idle=max_idle,
             keepalive_s=_KEEPALIVE_S,
+            proxy=self._proxy,
         )
 
     def _pool(self) -> tuple[ConnectionPool, bool]:
@@ -290,13 +357,13 @@ class OpenAIChat:
         try:
             resp = await pool.request("POST", self._target, body, wait_s=self._timeout(opts))
         except TransportError as exc:
-            raise transport_error(base, exc) from exc
+            raise transport_error(base, exc, self._proxy) from exc
         finally:
             if own:
                 await pool.aclose()
         text_body = resp.text()
         if resp.status >= 400:
-            raise status_error(base, resp.status, text_body, resp.headers)
+            raise status_error(base, resp.status, text_body, resp.headers, self._proxy)
         data = parse_json(base, text_body)
         try:
             choice = data["choices"][0]
@@ -326,7 +393,7 @@ class OpenAIChat:
             async with pool.stream("POST", self._target, body, wait_s=self._timeout(opts)) as resp:
                 if resp.status >= 400:
                     error_body = (await resp.read()).decode(errors="replace")
-                    raise status_error(base, resp.status, error_body, resp.headers)
+                    raise status_error(base, resp.status, error_body, resp.headers, self._proxy)
                 lines = resp.iter_lines()
                 async for line in lines:
                     if not line.startswith("data:"):
@@ -348,7 +415,7 @@ class OpenAIChat:
                 if done:
                     await _drain(lines)
         except TransportError as exc:
-            raise transport_error(base, exc) from exc
+            raise transport_error(base, exc, self._proxy) from exc
         finally:
             if own:
                 await pool.aclose()
