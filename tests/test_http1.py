@@ -23,16 +23,18 @@ from acllm.models.http1 import (
     ConnectError,
     ConnectionPool,
     HTTPTimeout,
-    Origin,
     ProtocolError,
-    Proxy,
     ProxyError,
     StreamedResponse,
+)
+from acllm.models.openai import OpenAIChat, OpenAIOptions, pool_connections
+from acllm.models.proxy import (
+    Origin,
+    Proxy,
     UnsupportedProxy,
     env_proxy,
     no_proxy_covers,
 )
-from acllm.models.openai import OpenAIChat, OpenAIOptions, pool_connections
 from acllm.types import Message
 
 HI = [Message("user", "Say hi.")]

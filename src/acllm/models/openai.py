@@ -56,12 +56,14 @@ from acllm.models.http1 import (
     ConnectError,
     ConnectionPool,
     HTTPTimeout,
-    Origin,
-    Proxy,
     ProxyError,
     TransportError,
-    UnsupportedProxy,
     check_headers,
+)
+from acllm.models.proxy import (
+    Origin,
+    Proxy,
+    UnsupportedProxy,
     env_proxy,
 )
 from acllm.registry import Backend
