@@ -44,6 +44,7 @@ _BUILTINS: dict[tuple[Kind, str], str] = {
     ("kv", "sqlite"): "acllm.kv.sqlite",
     ("kv", "memory"): "acllm.kv.memory",
     ("kv", "redis"): "acllm.kv.redis",
+    ("kv", "pg"): "acllm.kv.pg",
     ("index", "sqlite"): "acllm.index.sqlite",
     ("index", "pg"): "acllm.index.pg",
 }

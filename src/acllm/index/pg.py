@@ -58,6 +58,7 @@ from acllm.errors import ConfigError, MissingExtraError, RetryableError, Service
 from acllm.index.base import Filters, Hit, SourceWrite
 from acllm.index.text import TEXT_VERSION, terms
 from acllm.ingest.document import Chunk
+from acllm.pgconn import libpq_dsn, redact_dsn
 from acllm.registry import Backend
 
 if TYPE_CHECKING:
@@ -81,19 +82,6 @@ _CHUNK_COLS = ("seq", "id", "source_id", "source", "location", "text", "metadata
 
 
 # -- helpers (no psycopg needed) -----------------------------------------------------------------
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***`` (URL and key=value forms)."""
-    if "://" in dsn:
-        out = re.sub(r"(://[^:@/?#]*:)[^@/?#]*@", r"\1***@", dsn)
-        return re.sub(r"([?&]password=)[^&#]*", r"\1***", out, flags=re.IGNORECASE)
-    return re.sub(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)
-
-
-def _libpq_dsn(dsn: str) -> str:
-    """Accept SQLAlchemy-style URLs too: ``postgresql+psycopg://`` -> ``postgresql://``."""
-    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
 
 
 def table_prefix(name: str) -> str:
@@ -204,7 +192,7 @@ class PgIndex:
         self.schema = schema
         self.tables = table_prefix(name)
         self._register_vector = register_vector
-        self._dsn = _libpq_dsn(dsn)
+        self._dsn = libpq_dsn(dsn)
         self._where = redact_dsn(dsn) or "(libpq defaults: PGHOST, PGPORT, ...)"
         self._password = password
         self._lock = threading.Lock()
