@@ -259,3 +259,16 @@ def test_flagged_or_blocked_answers_are_not_cached(index: SQLiteIndex, tmp_path:
     run(pipeline, "Who do I ask about paid leave?")
     assert run(pipeline, "Who do I ask about paid leave?").cache is None  # redacted: not reused
     pipeline.close()
+
+
+def test_the_memory_summary_joins_the_one_system_message(index: SQLiteIndex) -> None:
+    model = FakeChatModel(default="Noted [1].")
+    settings = MemorySettings(enabled=True, budget_tokens=120, summary_tokens=30, window_turns=1)
+    memory = ConversationMemory(MemoryKV(), lambda t: len(t.split()), settings)
+    pipeline = Pipeline(make(index, model, mode="generative"), memory=memory)
+    run(pipeline, "My order number is 48213. How many days of paid leave?", session="s")
+    for _ in range(3):  # push the first turn out of the window, into the summary
+        run(pipeline, "When does the office open?", session="s")
+    messages = model.calls[-1][0]
+    assert [m.role for m in messages].count("system") == 1 and messages[0].role == "system"
+    assert "48213" in messages[0].content  # the fact, kept by the summary

@@ -228,7 +228,14 @@ class Assistant:
                 refusal=refusal(code),
                 question=question,
             )
-            return [*messages[:-1], *memory, messages[-1]]
+            # The memory's summary joins the system prompt (chat templates want one system
+            # message, first); its recent turns go before the question.
+            notes = [m.content for m in memory if m.role == "system"]
+            if notes and messages and messages[0].role == "system":
+                head = Message("system", "\n\n".join([messages[0].content, *notes]))
+                messages = [head, *messages[1:]]
+            turns = [m for m in memory if m.role != "system"]
+            return [*messages[:-1], *turns, messages[-1]]
 
         window = self.model.context_window
         used: list[Hit] = []
