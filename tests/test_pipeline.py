@@ -272,3 +272,43 @@ def test_the_memory_summary_joins_the_one_system_message(index: SQLiteIndex) -> 
     messages = model.calls[-1][0]
     assert [m.role for m in messages].count("system") == 1 and messages[0].role == "system"
     assert "48213" in messages[0].content  # the fact, kept by the summary
+
+
+class DownKV(MemoryKV):
+    """A KV whose server is gone: every call fails as a backend failure."""
+
+    def _down(self, *args: object, **kwargs: object) -> object:
+        from acllm.errors import ServiceError
+
+        raise ServiceError("connection refused (test)")
+
+    get = set = set_if_absent = incr = delete = ttl = _down  # type: ignore[assignment]
+
+
+def test_answers_keep_coming_when_the_cache_and_memory_stores_are_down(
+    index: SQLiteIndex, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from acllm.cache import CacheSettings, build_cache
+
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cache = build_cache(
+        CacheSettings(enabled=True, backend="redis"),
+        data_dir=tmp_path,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+    )
+    memory = ConversationMemory(
+        DownKV(), lambda t: len(t.split()), MemorySettings(enabled=True, budget_tokens=400)
+    )
+    model = FakeChatModel(default="Employees get 23 days of paid leave per year [1].")
+    pipeline = Pipeline(make(index, model, mode="generative"), cache=cache, memory=memory)
+    for _ in range(2):
+        answer = run(pipeline, "How many days of paid leave do employees get?", session="s")
+        assert answer.citations and answer.cache is None and not answer.refused
+    assert len(model.calls) == 2  # no cache: both answered by the model
+    logged = caplog.text.lower()
+    assert "cache" in logged and "memory" in logged  # each degradation is logged
+    pipeline.close()
