@@ -16,3 +16,30 @@ def redact_dsn(dsn: str) -> str:
 def libpq_dsn(dsn: str) -> str:
     """Accept SQLAlchemy-style URLs too: ``postgresql+psycopg://`` -> ``postgresql://``."""
     return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
+
+
+def password_from_env(dsn: str, password_env: str | None, key: str) -> str | None:
+    """The password for ``dsn``: never written in it (ConfigError), read from ``password_env``.
+
+    ``key`` is the config key prefix the errors name ("kv." or "indexes.NAME.").
+    """
+    import os
+
+    from acllm.errors import ConfigError
+
+    if re.search(r"(://[^:@/?#]*:[^@/?#]*@)|password\s*=", dsn, flags=re.IGNORECASE):
+        raise ConfigError(
+            f"{key}dsn",
+            "secrets are not written in the config",
+            hint='leave the password out of the DSN and set password_env = "VARIABLE"',
+        )
+    if password_env is None:
+        return None
+    password = os.environ.get(password_env)
+    if not password:
+        raise ConfigError(
+            f"{key}password_env",
+            f"environment variable {password_env} is not set",
+            hint=f"export {password_env}=<password>",
+        )
+    return password

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -54,11 +53,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from acllm.errors import ConfigError, MissingExtraError, RetryableError, ServiceError, UserError
+from acllm.errors import MissingExtraError, RetryableError, ServiceError, UserError
 from acllm.index.base import Filters, Hit, SourceWrite
 from acllm.index.text import TEXT_VERSION, terms
 from acllm.ingest.document import Chunk
-from acllm.pgconn import libpq_dsn, redact_dsn
+from acllm.pgconn import libpq_dsn, password_from_env, redact_dsn
 from acllm.registry import Backend
 
 if TYPE_CHECKING:
@@ -828,21 +827,7 @@ class PgOptions(BaseModel):
 
 
 def build(options: PgOptions, runtime: Runtime) -> Callable[[str, int, str], PgIndex]:
-    if re.search(r"(://[^:@/?#]*:[^@/?#]*@)|password\s*=", options.dsn, flags=re.IGNORECASE):
-        raise ConfigError(
-            "dsn",
-            "secrets are not written in the config",
-            hint='leave the password out of the DSN and set password_env = "VARIABLE"',
-        )
-    password: str | None = None
-    if options.password_env is not None:
-        password = os.environ.get(options.password_env)
-        if not password:
-            raise ConfigError(
-                "password_env",
-                f"environment variable {options.password_env} is not set",
-                hint=f"export {options.password_env}=<password>",
-            )
+    password = password_from_env(options.dsn, options.password_env, "")
 
     def open_index(name: str, dim: int, embedder: str) -> PgIndex:
         return PgIndex(

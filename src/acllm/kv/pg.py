@@ -26,7 +26,6 @@ and ``delete`` are not — the lost reply may hide a write that happened — and
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -36,9 +35,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from acllm.errors import ConfigError, MissingExtraError, ServiceError, UserError
+from acllm.errors import MissingExtraError, ServiceError, UserError
 from acllm.kv.base import as_integer, check_key
-from acllm.pgconn import libpq_dsn, redact_dsn
+from acllm.pgconn import libpq_dsn, password_from_env, redact_dsn
 from acllm.registry import Backend
 
 if TYPE_CHECKING:
@@ -356,21 +355,7 @@ class PgKVOptions(BaseModel):
 
 
 def build(options: PgKVOptions, runtime: Runtime) -> PgKV:
-    if re.search(r"(://[^:@/?#]*:[^@/?#]*@)|password\s*=", options.dsn, flags=re.IGNORECASE):
-        raise ConfigError(
-            "kv.dsn",
-            "secrets are not written in the config",
-            hint='leave the password out of the DSN and set password_env = "VARIABLE"',
-        )
-    password: str | None = None
-    if options.password_env is not None:
-        password = os.environ.get(options.password_env)
-        if not password:
-            raise ConfigError(
-                "kv.password_env",
-                f"environment variable {options.password_env} is not set",
-                hint=f"export {options.password_env}=<password>",
-            )
+    password = password_from_env(options.dsn, options.password_env, "kv.")
     return PgKV(
         options.dsn,
         schema=options.schema_name,
