@@ -312,3 +312,16 @@ def test_answers_keep_coming_when_the_cache_and_memory_stores_are_down(
     logged = caplog.text.lower()
     assert "cache" in logged and "memory" in logged  # each degradation is logged
     pipeline.close()
+
+
+def test_a_cut_short_answer_behind_output_guards_is_shown_once(index: SQLiteIndex) -> None:
+    model = SlowModel(words=200, gap=0.02)
+    settings = GuardSettings()  # output PII "redact": the answer is checked whole before showing
+    pipeline = Pipeline(
+        make(index, model, mode="generative"),
+        output_guards=OutputGuards.from_settings(settings),
+        deadline_s=0.5,
+    )
+    text, answer = pieces(pipeline, "How many days of paid leave do employees get?")
+    assert text.count("word0") == 1 and text == answer.answer
+    assert answer.notice is not None and text.endswith(answer.notice)

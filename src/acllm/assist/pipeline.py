@@ -213,10 +213,8 @@ class Pipeline:
                             yield item
         except TimeoutError:
             final = self._cut_short(pieces, code, question, start, checked)
-            if not pieces or checked:
-                yield final.answer
-            else:
-                yield f" {final.notice}"
+            if not checked:  # (checked text is yielded once, below)
+                yield f" {final.notice}" if pieces else final.answer
         finally:
             await items.aclose()  # type: ignore[attr-defined]
         assert final is not None
