@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -39,7 +40,8 @@ async def grounding(
     if judge is not None:
         result = await judge_claims(judge, answer, "\n\n".join(context))
     if result is None and checker is not None:
-        result = checker.check(answer, list(context))
+        # Embedding the claims blocks: off the event loop, so the worker serves others meanwhile.
+        result = await asyncio.to_thread(checker.check, answer, list(context))
     if result is None:
         return [Sentence(a, b, True) for a, b in sentences(answer)]
     unsupported = {c.claim for c in result.unsupported}

@@ -8,6 +8,7 @@ configured, and only about what the fast checks let through.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,7 +108,10 @@ class InputGuards:
                 if s.injection == "block":
                     return blocked("injection")
         if self.topics is not None:
-            verdict, detail = self.topics.check(text)
+            if self.topics.embedder is None:
+                verdict, detail = self.topics.check(text)
+            else:  # embedding the message blocks: off the event loop
+                verdict, detail = await asyncio.to_thread(self.topics.check, text)
             if verdict != "ok":
                 act = _action(s.topic_action)
                 events.append(GuardEvent("topic", "input", act, f"{verdict}: {detail}"))
