@@ -325,3 +325,15 @@ def test_a_cut_short_answer_behind_output_guards_is_shown_once(index: SQLiteInde
     text, answer = pieces(pipeline, "How many days of paid leave do employees get?")
     assert text.count("word0") == 1 and text == answer.answer
     assert answer.notice is not None and text.endswith(answer.notice)
+
+
+def test_personal_data_in_earlier_turns_sent_back_is_scrubbed_too(index: SQLiteIndex) -> None:
+    model = FakeChatModel(default="Employees get 23 days of paid leave per year [1].")
+    pipeline = guarded(index, model)
+    history = [
+        Message("user", "I am ana.lopez@example.com, card 4111 1111 1111 1111"),
+        Message("assistant", "Noted."),
+    ]
+    answer = run(pipeline, "How many days of paid leave do employees get?", history=history)
+    everything = " ".join(m.content for m in model.calls[-1][0]) + answer.question
+    assert "ana.lopez" not in everything and "4111" not in everything

@@ -445,6 +445,9 @@ def test_web_chat_shows_cache_hits_redactions_and_suggestions(server: Server) ->
             page.locator("#new").click()
             redacted = ask(page, f"Soy ana.lopez@example.com. {question}", 1)
             expect(redacted.get_by_test_id("badge-guard")).to_have_text("datos personales ocultos")
+            mine = page.locator(".turn.user .text").last  # the user's own message, marked
+            expect(mine.get_by_test_id("redaction")).to_have_text("oculto")
+            assert "ana.lopez@example.com" not in mine.inner_text()
             page.locator("#new").click()
             refused = ask(page, "What is the capital of Mongolia?", 1)
             suggestions = refused.get_by_test_id("suggestions").locator("button")

@@ -123,6 +123,8 @@ class Pipeline:
                 yield self._bare(text, code, question, start, events, blocked=True, notice=text)
                 return
             question = outcome.text
+            # Earlier turns come back from the client as it saw them: scrub them the same way.
+            history = [Message(m.role, self.input_guards.scrub(m.content)) for m in history]
         memory_turns: list[Message] = []
         if self.memory is not None and session:
             context = await self.memory.context(session)

@@ -126,6 +126,13 @@ class InputGuards:
                     return blocked("pii")
         return GuardOutcome(out, False, "", tuple(events))
 
+    def scrub(self, text: str) -> str:
+        """``text`` with its personal data redacted (unless PII checks are off): for earlier
+        turns a client sends back, which must not carry what the question's check removed."""
+        if self.settings.pii == "off":
+            return text
+        return pii.redact(text, set(self.settings.pii_kinds))[0]
+
     def screen_context(self, chunks: Sequence[str]) -> list[tuple[int, GuardEvent]]:
         """The retrieved chunks that carry instructions for the model, with an event each whose
         action says what to do: ``block`` = drop the chunk before the prompt, ``flag`` = keep it
