@@ -21,8 +21,10 @@ import pytest
 from acllm import registry
 from acllm.errors import ConfigError, MissingExtraError, RetryableError, ServiceError, UserError
 from acllm.index.base import Index, SourceWrite
-from acllm.index.pg import PgIndex, redact_dsn, table_prefix, tsvector_literal
+from acllm.index.pg import PgIndex
+from acllm.index.pg_sql import table_prefix, tsvector_literal
 from acllm.index.sqlite import SQLiteIndex
+from acllm.pgconn import redact_dsn
 from conformance.index_suite import ALL, DIM, EMBED, IndexConformance, corpus, ids, source
 from pgserver import PostgresServer
 
