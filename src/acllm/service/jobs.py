@@ -15,7 +15,6 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
     from acllm.runtime import Runtime
 
 JOB_TTL_S = 7 * 24 * 3600  # how long a finished job's state can be read
+BEAT_S = 5.0  # a running job's worker says it is alive this often
+ALIVE_TTL_S = 30.0  # silent this long: the worker is gone (killed, crashed), the job failed
 _JOB_ID = re.compile(r"^job_[0-9a-f]{16}$")
 
 
@@ -62,6 +63,13 @@ class JobStore:
         raw = self.kv.get(_key(job_id))
         return None if raw is None else dict(json.loads(raw))
 
+    def beat(self, job_id: str) -> None:
+        """The job's worker is alive (a key that expires unless renewed)."""
+        self.kv.set(f"{_key(job_id)}:alive", b"1", ttl=ALIVE_TTL_S)
+
+    def alive(self, job_id: str) -> bool:
+        return self.kv.get(f"{_key(job_id)}:alive") is not None
+
 
 class JobManager:
     def __init__(self, runtime: Runtime) -> None:
@@ -77,7 +85,20 @@ class JobManager:
         return self._store
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.store.get(job_id)
+        """The job; one whose worker stopped saying it is alive is failed, not left "running"."""
+        job = self.store.get(job_id)
+        if (
+            job is not None
+            and job["state"] in ("queued", "running")
+            and not self.store.alive(job_id)
+        ):
+            job["state"] = "failed"
+            job["error"] = {
+                "message": "the worker running this job stopped (killed or crashed) before the end",
+                "hint": "run the ingestion again: sources already written are kept and skipped",
+            }
+            self.store.save(job)
+        return job
 
     def start_ingest(self, req: IngestRequest) -> dict[str, Any]:
         """Check the request, save the job as queued and start its thread; return the job."""
@@ -110,7 +131,8 @@ class JobManager:
             "created": now,
         }
         self.store.save(job)
-        run = _IngestRun(req, job, index, embedder, self.store.save, self._stop)
+        self.store.beat(job["id"])
+        run = _IngestRun(req, job, index, embedder, self.store, self._stop)
         context = contextvars.copy_context()
         context.run(CALLER.set, f"ingest:{job['id']}")  # the model process queues jobs apart
         thread = threading.Thread(
@@ -137,14 +159,36 @@ class _IngestRun:
         job: dict[str, Any],
         index: Any,
         embedder: Any,
-        save: Callable[[dict[str, Any]], None],
+        store: JobStore,
         stop: threading.Event,
     ) -> None:
         self.req, self.job, self.index, self.embedder = req, job, index, embedder
-        self.save, self.stop = save, stop
+        self.store, self.stop = store, stop
         self.interrupted = False
+        self._lock = threading.Lock()  # the heartbeat and the run both save the job
+
+    def save(self, job: dict[str, Any]) -> None:
+        with self._lock:
+            self.store.save(job)
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        while not done.wait(BEAT_S):
+            try:
+                self.store.beat(self.job["id"])
+            except AcllmError:  # the KV is briefly unreachable: the next beat may get through
+                continue
 
     def run(self) -> None:
+        done = threading.Event()
+        beats = threading.Thread(target=self._heartbeat, args=(done,), daemon=True)
+        beats.start()
+        try:
+            self._run()
+        finally:
+            done.set()
+            beats.join()
+
+    def _run(self) -> None:
         job = self.job
         try:
             job["state"] = "running"
