@@ -134,6 +134,27 @@ def test_no_command_is_a_usage_error(acllm_cli: Run) -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "--json"], "required: question"),
+        (["translate", "--to", "es", "--bogus", "--json"], "unrecognized arguments: --bogus"),
+        (["review", "maybe", "--json"], "invalid choice"),
+    ],
+)
+def test_usage_errors_with_json_are_json(acllm_cli: Run, args: list[str], message: str) -> None:
+    r = acllm_cli(*args)
+    assert r.code == 2
+    error = json.loads(r.stdout)["error"]
+    assert error["type"] == "usage_error" and message in error["message"]
+    assert "usage:" in r.stderr  # people still get argparse's usage
+
+
+def test_usage_errors_without_json_print_nothing_on_stdout(acllm_cli: Run) -> None:
+    r = acllm_cli("ask")
+    assert r.code == 2 and r.stdout == "" and "required: question" in r.stderr
+
+
 # --- each task with --json -----------------------------------------------------------------------
 
 LONG_TEXT = (

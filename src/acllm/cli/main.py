@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from acllm import __version__
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_BACKEND = 0, 1, 2, 3
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that with --json a usage error is one JSON object on stdout as well."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            hint = f"see: {self.prog} --help"
+            error = {"type": "usage_error", "message": message, "hint": hint}
+            print(json.dumps({"error": error}, ensure_ascii=False))
+        super().error(message)  # usage on stderr, exit code 2
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,7 +46,7 @@ def _text(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="acllm",
         description="Private LLM applications on a local model or any OpenAI-compatible endpoint.",
     )
@@ -206,7 +223,12 @@ _HANDLERS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--json" in words:  # known before parsing, so usage errors can be JSON too
+        for p in _all_parsers(parser):
+            p.json_errors = True
+    args = parser.parse_args(words)
     from acllm.cli.output import fail
     from acllm.errors import AcllmError
 
@@ -219,6 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[Parser]:
+    found = [parser] if isinstance(parser, Parser) else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _all_parsers(sub)
+    return found
 
 
 if __name__ == "__main__":
