@@ -460,6 +460,34 @@ def test_web_chat_shows_cache_hits_redactions_and_suggestions(server: Server) ->
             browser.close()
 
 
+def test_review_page_approves_a_correction_that_is_then_served(server: Server) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    question = "¿Cuánto cuesta una revisión básica?"
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        asked = client.post("/v1/assistants/bicis/ask", json={"question": question, "cache": False})
+        answer_id = asked.json()["answer_id"]
+        fb = client.post("/v1/feedback", json={"answer_id": answer_id, "rating": -1})
+        assert fb.status_code == 201
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server.url}/review")
+            item = page.locator(f"[data-testid=review-item][data-id={fb.json()['id']}]")
+            expect(item).to_contain_text(question)
+            expect(item).to_contain_text("tarifas_taller.pdf")  # shown with its sources
+            item.get_by_test_id("review-answer").fill("La revisión básica cuesta 35 euros.")
+            item.get_by_role("button", name="Approve").click()
+            expect(item).to_have_attribute("data-done", "approve")
+        finally:
+            browser.close()
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        served = client.post("/v1/assistants/bicis/ask", json={"question": question}).json()
+    assert served["answer"] == "La revisión básica cuesta 35 euros."
+    assert served["override"]["id"].startswith("ovr_")
+
+
 def test_sigterm_stops_every_process(server: Server) -> None:
     children = descendants(server.proc.pid) | server.children
     assert len(children) >= 3  # two workers and the model process (and multiprocessing's helper)

@@ -132,7 +132,17 @@ async def retire_override(override_id: str, request: Request) -> dict[str, Any]:
     return retired.as_dict()
 
 
+def _page(name: str) -> HTMLResponse:
+    page = resources.files("acllm.service").joinpath(f"web/{name}").read_text(encoding="utf-8")
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/", include_in_schema=False)
 async def chat_page() -> HTMLResponse:
-    page = resources.files("acllm.service").joinpath("web/index.html").read_text(encoding="utf-8")
-    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+    return _page("index.html")
+
+
+@router.get("/review", include_in_schema=False)
+async def review_page() -> HTMLResponse:
+    """The reviewers' page (its data needs an admin key when auth is on)."""
+    return _page("review.html")
