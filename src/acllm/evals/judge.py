@@ -25,7 +25,9 @@ from acllm.types import ChatOptions
 POINTWISE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        # An enum, not minimum/maximum: the llama.cpp grammar honours enums but not ranges, and
+        # a small judge then wrote 10 or 1985 (18.8% failures on HaluEval).
+        "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
         "reason": {"type": "string", "maxLength": 400},
     },
     "required": ["score", "reason"],
