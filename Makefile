@@ -39,21 +39,13 @@ unit: $(STAMP) sysdeps
 
 test: lint typecheck unit
 
+# Every benchmark, then docs/BENCHMARKS.md regenerated (BENCH_ARGS=--resume after an interruption).
 bench: $(STAMP)
-	$(BIN)/python -m bench.tasks --full
-	$(BIN)/python -m bench.own_sets
-	$(BIN)/python -m bench.speed
-	$(BIN)/python -m bench.knowledge --full
-	$(BIN)/python -m bench.load --full
-	$(BIN)/python -m bench.faithfulness --full
+	$(BIN)/python -m bench.suite --full $(BENCH_ARGS)
 
+# Seeded samples in minutes; tables in bench/results/BENCHMARKS-quick.md (docs untouched).
 bench-quick: $(STAMP)
-	$(BIN)/python -m bench.tasks --quick
-	$(BIN)/python -m bench.own_sets
-	$(BIN)/python -m bench.speed --quick
-	$(BIN)/python -m bench.knowledge --quick
-	$(BIN)/python -m bench.load --quick
-	$(BIN)/python -m bench.faithfulness --quick
+	$(BIN)/python -m bench.suite --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -226,11 +226,10 @@ def build_index(path: Path, corpus: dict[str, str], vectors: npt.NDArray[np.floa
 
 
 def size_on_disk(index: Any) -> int:
-    """Bytes of the index file once closed (the WAL checkpointed into it), then reopened."""
-    index.close()
-    size = sum(p.stat().st_size for p in index._files() if p.exists())
-    index._conn = index._open()
-    return size
+    """Bytes of the index files with the WAL checkpointed into the main file (index kept open)."""
+    with index._database.read() as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return int(sum(p.stat().st_size for p in index._files() if p.exists()))
 
 
 class Memo:
