@@ -338,7 +338,7 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(results)
-    print(f"\nwritten {write_results('cache', results)}")
+    print(f"\nwritten {write_results('cache-' + results['mode'], results)}")
 
 
 if __name__ == "__main__":

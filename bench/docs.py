@@ -45,7 +45,7 @@ SECTIONS: dict[str, tuple[str, tuple[Source, ...]]] = {
     "core-tasks": ("Core: tasks", (Source("Tasks", "tasks-{mode}.json", "tasks", report.render_tasks),)),
     "core-own-sets": ("Core: check_rules and correct on our own sets",
                       (Source("Own sets", "own-sets.json", "own_sets", report.render_own_sets),)),
-    "core-speed": ("Core: speed", (Source("Speed", "speed.json", "speed", report.render_speed),)),
+    "core-speed": ("Core: speed", (Source("Speed", "speed-{mode}.json", "speed", report.render_speed),)),
     "knowledge-retrieval": ("Knowledge: retrieval", (
         Source("Retrieval", "retrieval-{mode}.json", "knowledge", report.render_retrieval),)),
     "knowledge-ingest": ("Knowledge: ingestion", (
@@ -65,8 +65,8 @@ SECTIONS: dict[str, tuple[str, tuple[Source, ...]]] = {
     "service-load": ("Service: load and overhead",
                      (Source("Load", "load-{mode}.json", "load", report.render_load),)),
     "patterns": ("Patterns: cache, guardrails, memory", (
-        Source("Response cache", "cache.json", "cache", report.render_cache),
-        Source("Guardrails", "guards.json", "guards", report.render_guards),
+        Source("Response cache", "cache-{mode}.json", "cache", report.render_cache),
+        Source("Guardrails", "guards-{mode}.json", "guards", report.render_guards),
         Source("Conversation memory", "memory-{mode}.json", "memory", report.render_memory),
     )),
 }  # fmt: skip

@@ -205,7 +205,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="five latency passes")
     parser.add_argument("--misses", action="store_true", help="print the dev split's errors")
     args = parser.parse_args()
-    payload: dict[str, Any] = {"machine": machine()}
+    mode = "full" if args.full else "quick"
+    payload: dict[str, Any] = {"machine": machine(), "mode": mode}
     pii_rows: list[Row] = []
     for split in ("dev", "test", None):
         rows, score = _pii_table(split)
@@ -216,7 +217,7 @@ def main() -> None:
     inj_rows = [r for split in ("dev", "test", None) for r in _injection_rows(split, 0.5)]
     payload["pii"], payload["injection"] = pii_rows, inj_rows
     payload["latency"] = asyncio.run(_latency(5 if args.full else 1))
-    path = write_results("guards", payload)
+    path = write_results(f"guards-{mode}", payload)
 
     print("\n### PII detection (frozen set; tuned on dev, reported on test)\n")
     print("| split | kind | gold | precision (95% CI) | recall (95% CI) |")

@@ -168,7 +168,7 @@ def render_own_sets(data: Json) -> str:
 
 
 def render_speed(data: Json) -> str:
-    """speed.json: generation through acllm vs llama.cpp direct, and CLI start-up."""
+    """speed-MODE.json: generation through acllm vs llama.cpp direct, and CLI start-up."""
     figs = []
     rounds = data.get("rounds")
     for key, label in (("non_stream", "non-streaming"), ("stream", "streaming")):
@@ -207,7 +207,7 @@ def _hit_counts(p: Json, lang: Json) -> tuple[int, int, int, int]:
 
 
 def render_cache(data: Json) -> str:
-    """cache.json: the verified semantic cache against PAWS-X near-misses and our own set."""
+    """cache-MODE.json: the verified semantic cache against PAWS-X near-misses and our own set."""
     settings = data.get("settings", {})
     min_score, threshold = settings.get("min_score", 0.85), settings.get("threshold", 0.9)
     figs = []
@@ -244,7 +244,7 @@ def render_cache(data: Json) -> str:
 
 
 def render_guards(data: Json) -> str:
-    """guards.json: PII and injection detectors on the frozen sets (test split and all)."""
+    """guards-MODE.json: PII and injection detectors on the frozen sets (test split and all)."""
     figs = []
     for r in data["pii"]:
         split = r["set"].split(":")[-1]

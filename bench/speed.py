@@ -8,7 +8,7 @@ penalty), one model instance each side. Runs alternate A,B then B,A round by rou
 noisy neighbour hit both sides alike); each call gets a fresh prompt so neither side reuses its KV
 cache more than the other. Reported: medians and the ratio acllm/direct, non-streaming and streaming.
 (b) Wall time of ``acllm --help`` and ``python -c "import acllm"`` (median of 20 runs each).
-Results: bench/results/speed.json.
+Results: bench/results/speed-{quick,full}.json.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         ["start-up", "median s", "min s"],
         [[k, f"{v['median_s']:.3f}", f"{v['min_s']:.3f}"] for k, v in cli.items()],
     )
-    print(f"\nwritten {write_results('speed', payload)}")
+    print(f"\nwritten {write_results('speed-' + payload['mode'], payload)}")
 
 
 if __name__ == "__main__":

@@ -71,11 +71,11 @@ QF = _both(("--quick",), ("--full",))
 
 # Cheap first; then the sets under ../shared/benchmarks; the load test last.
 STEPS: tuple[Step, ...] = (
-    Step("guards", QF, _both(("guards.json",), ("guards.json",))),
+    Step("guards", QF, _per_mode("guards-{mode}.json")),
     Step("memory", QF, _per_mode("memory-{mode}.json")),
     Step("own_sets", _both((), ()), _both(("own-sets.json",), ("own-sets.json",))),
-    Step("speed", _both(("--quick",), ()), _both(("speed.json",), ("speed.json",))),
-    Step("cache", QF, _both(("cache.json",), ("cache.json",))),
+    Step("speed", _both(("--quick",), ()), _per_mode("speed-{mode}.json")),
+    Step("cache", QF, _per_mode("cache-{mode}.json")),
     Step("faithfulness", QF, _per_mode("faithfulness-{mode}.json")),
     Step("tasks", QF, _per_mode("tasks-{mode}.json")),
     Step("knowledge", QF, _per_mode("knowledge-{mode}.json")),

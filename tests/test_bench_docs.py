@@ -400,7 +400,7 @@ def test_full_mode_fills_the_real_document_without_touching_its_prose(tmp_path: 
     results.mkdir()
     copy.write_text(real, encoding="utf-8")
     write(results, "tasks-full.json", tasks_payload())
-    write(results, "cache.json", {"mode": "quick", "machine": MACHINE})
+    write(results, "cache-full.json", {"mode": "quick", "machine": MACHINE})  # mislabelled
     docs.main(["--full", "--docs", str(copy), "--results", str(results)])
     filled = copy.read_bytes().decode("utf-8")
     assert strip_generated(filled) == strip_generated(real)
@@ -411,7 +411,7 @@ def test_full_mode_fills_the_real_document_without_touching_its_prose(tmp_path: 
         tasks_block
     )
     assert "not run yet: `python -m bench.load --full`" in filled
-    assert "not run yet in full mode (`bench/results/cache.json` holds a quick run)" in filled
+    assert "not run yet in full mode (`bench/results/cache-full.json` holds a quick run)" in filled
     assert "not run yet: `python -m bench.halueval --full --judge NAME`" in filled
     docs.main(["--full", "--docs", str(copy), "--results", str(results)])
     assert copy.read_bytes().decode("utf-8") == filled  # a second run changes nothing
