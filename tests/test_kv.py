@@ -207,3 +207,33 @@ def test_runtime_honours_path_option(tmp_path: Path) -> None:
 def test_options_forbid_unknown_keys() -> None:
     with pytest.raises(ValueError):
         SQLiteOptions.model_validate({"pth": "x.db"})
+
+
+def test_many_connections_opening_one_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """A fresh file is switched to WAL by whoever comes first; the others used to get "database
+    is locked" at once (no busy handler there) instead of waiting."""
+    import threading
+
+    from acllm.kv.sqlite import SQLiteKV
+
+    for attempt in range(30):
+        path = tmp_path / f"fresh-{attempt}.db"
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_and_write(i: int, path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                with SQLiteKV(path) as kv:
+                    kv.incr("n")
+            except BaseException as exc:  # reported below, with the others
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with SQLiteKV(path) as kv:
+            assert kv.get("n") == b"6"

@@ -555,3 +555,22 @@ async def test_memory_on_redis_then_redis_down(
     with caplog.at_level(logging.WARNING, logger="acllm.memory"):
         assert await memory.context("s") == MemoryContext("", [], 0)  # the client is closed
     assert "answering without it" in caplog.text
+
+
+def test_folds_that_lag_far_behind_the_writers_lose_no_turn() -> None:
+    """Another worker holds the session's lock while 80 turns arrive (more than a fold reads at
+    once): when folding resumes it must start from the oldest unfolded turn, not skip to the
+    newest and pass the rest by."""
+    kv = MemoryKV()
+    settings = MemorySettings(budget_tokens=400, summary_tokens=250, window_turns=3)
+    memory = ConversationMemory(kv, words, settings, summarizer=Recording())
+    keys = memory._keys("lagging")
+    kv.set(keys.lock, b"someone else", ttl=60)
+    for i in range(80):
+        assert asyncio.run(memory.remember("lagging", f"t{i}", "ok"))
+    kv.delete(keys.lock)
+    for _ in range(10):  # each fold reads a bounded number of turns
+        assert asyncio.run(memory.compact("lagging"))
+    ctx = asyncio.run(memory.context("lagging"))
+    seen = ctx.summary.split("\n") + [m.content for m in ctx.turns if m.role == "user"]
+    assert seen == [f"t{i}" for i in range(80)]  # all, once, in order

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,23 @@ from acllm.errors import ServiceError
 
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another process's write lock
 Migrations = Sequence[tuple[str, ...]]
+
+
+def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection is switching a fresh file
+    to WAL: SQLite answers "database is locked" there at once, without its busy handler (seen
+    with four workers opening one new file together)."""
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def connect(
@@ -42,7 +60,7 @@ def connect(
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode = WAL")  # also the first read: fails on a non-DB
+        _set_wal(conn, busy_timeout)  # also the first read: fails on a non-DB
         conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL, far fewer fsyncs
         conn.execute("BEGIN IMMEDIATE")
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -305,7 +305,7 @@ class ConversationMemory:
         if not self.kv.set_if_absent(keys.lock, token.encode(), ttl=LOCK_TTL_S):
             return None  # another worker is folding this session; it will see our turn
         try:
-            return self._load(keys)
+            return self._load(keys, oldest=True)
         except BaseException:
             self._unlock(keys, token)
             raise
@@ -356,7 +356,11 @@ class ConversationMemory:
             return None
         return Turn(user, assistant, position, at)
 
-    def _load(self, keys: _Keys) -> _Loaded:
+    def _load(self, keys: _Keys, *, oldest: bool = False) -> _Loaded:
+        """The state and the unfolded turns, at most ``read_cap`` of them a slot: the newest for
+        a context, the OLDEST for a fold (``oldest``), which must never step over unread turns
+        (when folds lag behind many writers, the newest-first read skipped the oldest ones and
+        the fold's mark then passed them: turns lost)."""
         raw, upto, facts = self._state(keys, self.kv.get(keys.state))
         current = self._slot(self.clock())
         turns: list[Turn] = []
@@ -365,13 +369,19 @@ class ConversationMemory:
             if upto[0] > slot:
                 continue
             last = self._number(keys, slot)
-            low = max(upto[1] if upto[0] == slot else 0, last - self.read_cap)
-            for n in range(low + 1, last + 1):
+            base = upto[1] if upto[0] == slot else 0
+            if oldest:
+                low, high = base, min(last, base + self.read_cap)
+            else:
+                low, high = max(base, last - self.read_cap), last
+            for n in range(low + 1, high + 1):
                 stored = self.kv.get(keys.turn((slot, n)))
                 if stored is None:
                     holes.append((slot, n))
                 elif (turn := self._turn(keys, (slot, n), stored)) is not None:
                     turns.append(turn)
+            if high < last:  # this slot has more: a later slot's turns must wait their turn
+                break
         return _Loaded(raw, upto, facts, turns, holes)
 
     def _leaving(self, loaded: _Loaded, strict: bool) -> list[Turn]:
