@@ -221,7 +221,12 @@ def test_many_connections_opening_one_new_file_at_once_all_succeed(tmp_path: Pat
         start = threading.Barrier(6)
         errors: list[BaseException] = []
 
-        def open_and_write(i: int, path: Path = path, start: threading.Barrier = start) -> None:
+        def open_and_write(
+            i: int,
+            path: Path = path,
+            start: threading.Barrier = start,
+            errors: list[BaseException] = errors,
+        ) -> None:
             start.wait()
             try:
                 with SQLiteKV(path) as kv:
