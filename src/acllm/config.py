@@ -164,6 +164,24 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
+def env_secret(variable: str | None, key: str, *, example: str = "<password>") -> str | None:
+    """The value of the environment variable a ``*_env`` setting names (None when unnamed).
+
+    Named but unset or empty is a ConfigError on ``key``, raised when the backend is built, so a
+    missing secret fails at start-up rather than on the first request.
+    """
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(
+            key,
+            f"environment variable {variable} is not set",
+            hint=f"export {variable}={example}",
+        )
+    return value
+
+
 def secret_variables(data: Any) -> set[str]:
     """The environment variables that ``*_env`` keys name: they hold secrets, not settings."""
     if isinstance(data, dict):

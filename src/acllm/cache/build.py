@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from acllm.cache.cache import ResponseCache
 from acllm.cache.settings import CacheSettings
 from acllm.cache.store import CacheStore
+from acllm.config import env_secret
 from acllm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,13 +43,8 @@ def open_store(
             raise ConfigError("cache.url", f"the Redis URL {problem}")
         return RedisCacheStore(settings.url, prefix=settings.prefix)
     if settings.url_env is not None:
-        url = os.environ.get(settings.url_env)
-        if not url:
-            raise ConfigError(
-                "cache.url_env",
-                f"environment variable {settings.url_env} is not set",
-                hint=f"export {settings.url_env}=redis://HOST:6379/0",
-            )
+        url = env_secret(settings.url_env, "cache.url_env", example="redis://HOST:6379/0")
+        assert url is not None  # a named variable is set, or env_secret raised
         return RedisCacheStore(url, prefix=settings.prefix)  # a secret may live in the variable
     if redis_url is None:
         raise ConfigError(

@@ -66,7 +66,7 @@ from acllm.index.pg_sql import (
 )
 from acllm.index.text import TEXT_VERSION, terms
 from acllm.ingest.document import Chunk
-from acllm.pgconn import libpq_dsn, password_from_env, redact_dsn
+from acllm.pgconn import connect, libpq_dsn, password_from_env, redact_dsn
 from acllm.registry import Backend
 
 if TYPE_CHECKING:
@@ -134,26 +134,15 @@ class PgIndex:
     # -- connecting ------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            params: dict[str, Any] = conninfo_to_dict(self._dsn)
-        except psycopg.ProgrammingError as exc:
-            raise UserError(f"invalid PostgreSQL DSN {self._where}: {exc}") from exc
-        params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
-        params.setdefault("application_name", "acllm")
-        if self._password is not None:
-            params["password"] = self._password
-        try:
-            return psycopg.connect(**params, autocommit=True)
-        except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ServiceError(
-                f"cannot connect to PostgreSQL at {self._where}: {reason}",
-                hint="check that the server is running and reachable, and the DSN's host, port, "
-                "user and database; a password comes from password_env, PGPASSWORD or ~/.pgpass",
-            ) from exc
+        conn: psycopg.Connection[Any] = connect(
+            self._dsn,
+            self._where,
+            password=self._password,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="acllm",
+            key="",
+        )
+        return conn
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         """Check pgvector, create the schema, registry and this index's tables; check the build."""

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acllm.errors import MissingExtraError, ServiceError, UserError
 from acllm.kv.base import as_integer, check_key
-from acllm.pgconn import libpq_dsn, password_from_env, redact_dsn
+from acllm.pgconn import connect, libpq_dsn, password_from_env, redact_dsn
 from acllm.registry import Backend
 
 if TYPE_CHECKING:
@@ -160,27 +160,15 @@ class PgKV:
     # -- connection ------------------------------------------------------------------------------
 
     def _open(self) -> psycopg.Connection[Any]:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            params: dict[str, Any] = conninfo_to_dict(self._dsn)
-        except psycopg.ProgrammingError as exc:
-            raise UserError(f"invalid PostgreSQL DSN {self.where}: {exc}") from exc
-        params.setdefault("connect_timeout", max(1, round(self._timeout)))
-        params.setdefault("application_name", "acllm-kv")
-        if self._password is not None:
-            params["password"] = self._password
-        try:
-            return psycopg.connect(**params, autocommit=True)
-        except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ServiceError(
-                f"cannot connect to PostgreSQL at {self.where}: {reason}",
-                hint="check that the server is running and reachable, and kv.dsn's host, port, "
-                "user and database; a password comes from kv.password_env, PGPASSWORD or "
-                "~/.pgpass",
-            ) from exc
+        conn: psycopg.Connection[Any] = connect(
+            self._dsn,
+            self.where,
+            password=self._password,
+            connect_timeout=self._timeout,
+            application_name="acllm-kv",
+            key="kv.",
+        )
+        return conn
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         import psycopg

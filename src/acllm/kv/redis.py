@@ -26,7 +26,6 @@ use Redis is a ServiceError naming the URL (never its password) and saying what 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from acllm.errors import ConfigError, MissingExtraError, ServiceError, UserError
+from acllm.config import env_secret
+from acllm.errors import MissingExtraError, ServiceError, UserError
 from acllm.kv.base import as_integer, check_key
 from acllm.registry import Backend
 
@@ -310,15 +310,7 @@ class RedisOptions(BaseModel):
 
 
 def build(options: RedisOptions, runtime: Runtime) -> RedisKV:
-    password: str | None = None
-    if options.password_env is not None:
-        password = os.environ.get(options.password_env)
-        if not password:
-            raise ConfigError(
-                "kv.password_env",
-                f"environment variable {options.password_env} is not set",
-                hint=f"export {options.password_env}=<password>",
-            )
+    password = env_secret(options.password_env, "kv.password_env")
     return RedisKV(
         options.url,
         password=password,

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import ssl
 import time
 import weakref
@@ -43,8 +42,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acllm.config import env_secret
 from acllm.errors import (
-    ConfigError,
     RateLimitedError,
     RetryableError,
     ServiceError,
@@ -103,16 +102,11 @@ class OpenAIOptions(BaseModel):
 
 def read_api_key(env_name: str | None) -> str | None:
     """The key from the named variable; ConfigError when it is named but unset (fail at build)."""
-    if env_name is None:
-        return None
-    key = os.environ.get(env_name)
-    if not key:
-        raise ConfigError(
-            "api_key_env",
-            f"environment variable {env_name} is not set",
-            hint=f"export {env_name}=<your key>, or remove api_key_env for a server without keys",
-        )
-    return key
+    return env_secret(
+        env_name,
+        "api_key_env",
+        example="<your key>, or remove api_key_env for a server without keys",
+    )
 
 
 def request_headers(api_key: str | None, extra: dict[str, str]) -> dict[str, str]:
