@@ -19,7 +19,7 @@ import numpy as np
 
 from acllm import lang as langs
 from acllm.assist import extractive
-from acllm.assist.types import Answer, Citation
+from acllm.assist.types import Answer, Citation, final_answer
 from acllm.embed.base import Embedder
 from acllm.index.base import Hit, Index
 from acllm.index.retrieval import Mode
@@ -114,12 +114,7 @@ class Assistant:
         return hits, vector
 
     async def ask(self, question: str, history: Sequence[Message] = (), **options: Any) -> Answer:
-        final: Answer | None = None
-        async for item in self.stream(question, history, **options):
-            if isinstance(item, Answer):
-                final = item
-        assert final is not None
-        return final
+        return await final_answer(self.stream(question, history, **options))
 
     async def stream(
         self,

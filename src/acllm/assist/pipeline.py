@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from acllm.assist.assistant import Assistant
-from acllm.assist.types import Answer, Citation
+from acllm.assist.types import Answer, Citation, final_answer
 from acllm.types import Message, Usage
 
 if TYPE_CHECKING:
@@ -89,12 +89,7 @@ class Pipeline:
             close()
 
     async def ask(self, question: str, history: Sequence[Message] = (), **options: Any) -> Answer:
-        final: Answer | None = None
-        async for item in self.stream(question, history, **options):
-            if isinstance(item, Answer):
-                final = item
-        assert final is not None
-        return final
+        return await final_answer(self.stream(question, history, **options))
 
     async def stream(
         self,

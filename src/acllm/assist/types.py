@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,3 +74,14 @@ class Answer:
             "usage": usage,
             **extra,
         }
+
+
+async def final_answer(items: AsyncIterator[str | Answer]) -> Answer:
+    """The complete Answer a stream of text pieces ends with (``ask`` is ``stream`` read whole)."""
+    final: Answer | None = None
+    async for item in items:
+        if isinstance(item, Answer):
+            final = item
+    if final is None:
+        raise RuntimeError("the answer stream ended without its Answer")
+    return final

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from acllm.assist.types import final_answer
 from acllm.errors import AcllmError, UserError
 from acllm.service.guard import Principal
 from acllm.service.http_errors import error_body
@@ -90,7 +91,7 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
         use_cache=body.cache,
     )
     if not body.stream:
-        answer = await within_deadline(svc, request, _last(items))
+        answer = await within_deadline(svc, request, final_answer(items))
         await charge(svc, principal, answer.usage, name)
         recorded = await record_answer(request, name, answer, principal)
         return JSONResponse(recorded, headers=headers)
@@ -114,13 +115,6 @@ async def forget_session(name: str, session: str, request: Request, svc: Svc) ->
         )
     deleted = await anyio.to_thread.run_sync(memory.forget, session)
     return {"session": session, "deleted": deleted}
-
-
-async def _last(items: AsyncIterator[Any]) -> Any:
-    last = None
-    async for item in items:
-        last = item
-    return last
 
 
 async def _events(
