@@ -337,3 +337,31 @@ def test_personal_data_in_earlier_turns_sent_back_is_scrubbed_too(index: SQLiteI
     answer = run(pipeline, "How many days of paid leave do employees get?", history=history)
     everything = " ".join(m.content for m in model.calls[-1][0]) + answer.question
     assert "ana.lopez" not in everything and "4111" not in everything
+
+
+def test_an_answer_is_cached_under_the_index_version_it_was_retrieved_from(
+    index: SQLiteIndex, tmp_path: Path
+) -> None:
+    """Re-ingestion during generation: the answer came from the old documents, so it must not be
+    served as if it came from the new ones."""
+    from acllm.cache import CacheSettings, build_cache
+    from acllm.index.base import SourceWrite
+    from acllm.ingest.document import Chunk
+
+    embedder = make(index).embedder
+
+    def reingest_while_answering(messages: Sequence[Message]) -> str:
+        new = Chunk("new-0", "new.md", "new.md", "section X", "Something new.", {"kind": "text"})
+        index.write(replace=[SourceWrite("new.md", "h", [new], embedder.embed([new.text]))])
+        return "Employees get 23 days of paid leave per year [1]."
+
+    model = FakeChatModel([reingest_while_answering], default="From the new index [1].")
+    cache = build_cache(CacheSettings(enabled=True), data_dir=tmp_path)
+    pipeline = Pipeline(make(index, model, mode="generative"), cache=cache)
+    question = "How many days of paid leave do employees get?"
+    first = run(pipeline, question)
+    again = run(pipeline, question)
+    assert first.cache is None and again.cache is None  # the stored answer's version is gone
+    assert again.answer == "From the new index [1]."
+    assert run(pipeline, question).cache is not None  # the fresh answer is reused
+    pipeline.close()

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from acllm.assist.assistant import Assistant
@@ -26,7 +26,7 @@ from acllm.types import Message, Usage
 
 if TYPE_CHECKING:
     from acllm.assist.memory import ConversationMemory
-    from acllm.cache import ResponseCache
+    from acllm.cache import CacheScope, ResponseCache
     from acllm.guards import InputGuards, OutputGuards
     from acllm.index.base import Hit
     from acllm.review import ReviewQueue
@@ -57,6 +57,14 @@ def conversation_key(history: Sequence[Message]) -> str:
     for m in history:
         h.update(f"{m.role}\x00{m.content}\x01".encode())
     return h.hexdigest()[:32] if history else ""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a cache lookup and the store after a miss share: made once per request."""
+
+    scope: CacheScope
+    vector: Any  # the question's query embedding, reused by retrieval
 
 
 class Pipeline:
@@ -126,16 +134,18 @@ class Pipeline:
             memory_turns = context.messages()
             if not history:
                 history = [m for m in memory_turns if m.role != "system"]
-        use_cache = use_cache and self.cache is not None
-        # One query embedding: the semantic cache's key, and retrieval's on a miss.
-        vector = await asyncio.to_thread(self._vector, question) if use_cache else None
-        final = await self._prepared(question, history, code, tenant, vector, start, events)
+        key: CacheKey | None = None
+        if use_cache and self.cache is not None:
+            # One query embedding (the semantic cache's key, and retrieval's on a miss) and one
+            # scope: the answer is stored under the index version it was retrieved from.
+            key = await asyncio.to_thread(self._cache_key, question, history, tenant)
+        final = await self._prepared(question, history, code, key, start, events)
         if final is not None:
             yield final.answer
             yield final
         else:
             async for item in self._answer(
-                question, history, code, memory_turns, tenant, vector, start, events
+                question, history, code, memory_turns, key, start, events
             ):
                 if isinstance(item, Answer):
                     final = item
@@ -151,8 +161,7 @@ class Pipeline:
         question: str,
         history: Sequence[Message],
         code: str,
-        tenant: str,
-        vector: Any,
+        key: CacheKey | None,
         start: float,
         events: list[dict[str, Any]],
     ) -> Answer | None:
@@ -165,10 +174,9 @@ class Pipeline:
                 answer.citations = citations
                 answer.override = {"id": override.id, "reviewer": override.reviewer}
                 return answer
-        if self.cache is None or vector is None:
+        if self.cache is None or key is None:
             return None
-        scope = self._scope(history, tenant)
-        hit = await asyncio.to_thread(self.cache.lookup, scope, question, vector)
+        hit = await asyncio.to_thread(self.cache.lookup, key.scope, question, key.vector)
         if hit is None:
             return None
         answer = _from_payload(hit.payload, code, question)
@@ -183,8 +191,7 @@ class Pipeline:
         history: Sequence[Message],
         code: str,
         memory_turns: list[Message],
-        tenant: str,
-        vector: Any,
+        key: CacheKey | None,
         start: float,
         events: list[dict[str, Any]],
     ) -> AsyncIterator[str | Answer]:
@@ -193,7 +200,7 @@ class Pipeline:
         items = self.assistant.stream(
             question,
             history,
-            query_vector=vector,
+            query_vector=None if key is None else key.vector,
             memory=memory_turns,
             screen=self._screen if self.input_guards is not None else None,
         )
@@ -228,10 +235,9 @@ class Pipeline:
                 final = replace(final, answer=outcome.text)
         if checked:
             yield final.answer
-        if self._cacheable(final) and self.cache is not None and vector is not None:
+        if self._cacheable(final) and self.cache is not None and key is not None:
             payload = {k: v for k, v in final.as_dict().items() if k != "usage"}
-            scope = self._scope(history, tenant)
-            await asyncio.to_thread(self.cache.store, scope, question, payload, vector)
+            await asyncio.to_thread(self.cache.store, key.scope, question, payload, key.vector)
         yield final
 
     def _cut_short(
@@ -264,13 +270,11 @@ class Pipeline:
         events = [{**e.as_dict(), "source": hits[i].chunk.source} for i, e in found]
         return [h for i, h in enumerate(hits) if i not in dropped], events
 
-    def _vector(self, question: str) -> Any:
-        return self.assistant.embedder.embed([question], kind="query")[0]
-
-    def _scope(self, history: Sequence[Message], tenant: str) -> Any:
+    def _cache_key(self, question: str, history: Sequence[Message], tenant: str) -> CacheKey:
         from acllm.cache import CacheScope
 
-        return CacheScope(
+        vector = self.assistant.embedder.embed([question], kind="query")[0]
+        scope = CacheScope(
             assistant=self.name,
             index_version=str(self.assistant.index.version()),
             system_prompt=self.assistant.prompt_id(),
@@ -278,6 +282,7 @@ class Pipeline:
             tenant=tenant,
             conversation=conversation_key(history),
         )
+        return CacheKey(scope, vector)
 
     def _bare(
         self,
