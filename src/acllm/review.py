@@ -14,24 +14,22 @@ import json
 import re
 import secrets
 import time
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from acllm.errors import NotFoundError, UserError
 from acllm.feedback import MAX_TEXT, Feedback, FeedbackStore
+from acllm.guards.fold import plain
 
 Decision = Literal["approved", "rejected"]
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _NOT_WORD = re.compile(r"[^\w]+")
 
 
 def question_key(text: str) -> str:
     """The form two questions must share to get the same override: '¿Qué horario tiene?' and
-    'que horario tiene' match; a changed word or number does not."""
-    folded = unicodedata.normalize("NFKD", text.translate(_ZERO_WIDTH).casefold())
-    plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return " ".join(_NOT_WORD.sub(" ", plain).split())
+    'que horario tiene' match (look-alike letters and invisible characters folded as the guards
+    fold them); a changed word or number does not."""
+    return " ".join(_NOT_WORD.sub(" ", plain(text)).split())
 
 
 @dataclass(frozen=True)

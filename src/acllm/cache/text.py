@@ -20,8 +20,10 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Zero-width space/joiners, word joiner, BOM, soft hyphen, Mongolian vowel separator, bidi marks.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u200e\u200f"))
+from acllm.guards.fold import ZERO_WIDTH
+
+# Zero-width space/joiners, word joiner, BOM, soft hyphen, bidi marks...: the guards' list.
+_INVISIBLE = dict.fromkeys(map(ord, ZERO_WIDTH))
 _SPACE = re.compile(r"\s+")
 _EDGE = re.compile(r"^[\s¿¡?!.,;:]+|[\s¿¡?!.,;:]+$")
 _CONTRACTIONS = (
