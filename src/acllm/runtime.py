@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from acllm.assist.assistant import Assistant
     from acllm.assist.pipeline import Pipeline
     from acllm.embed.base import Embedder
+    from acllm.feedback import FeedbackStore
     from acllm.index.base import Index
     from acllm.kv.base import KV
     from acllm.models.base import ChatModel
@@ -220,15 +221,21 @@ class Runtime:
         self._built[("pipeline", key)] = pipeline
         return pipeline
 
-    def reviews(self) -> ReviewQueue:
-        """The review queue and its overrides, in <data_dir>/feedback.sqlite."""
-        if ("reviews", "") not in self._built:
+    def feedback(self) -> FeedbackStore:
+        """Answers, feedback, reviews and overrides: <data_dir>/feedback.sqlite, opened once."""
+        if ("feedback", "") not in self._built:
             from acllm.feedback import FeedbackStore
+
+            self._built[("feedback", "")] = FeedbackStore(self.data_dir / "feedback.sqlite")
+        store: FeedbackStore = self._built[("feedback", "")]
+        return store
+
+    def reviews(self) -> ReviewQueue:
+        """The review queue and its overrides, on the feedback store."""
+        if ("reviews", "") not in self._built:
             from acllm.review import ReviewQueue
 
-            store = FeedbackStore(self.data_dir / "feedback.sqlite")
-            self._built[("feedback", "")] = store
-            self._built[("reviews", "")] = ReviewQueue(store)
+            self._built[("reviews", "")] = ReviewQueue(self.feedback())
         queue: ReviewQueue = self._built[("reviews", "")]
         return queue
 

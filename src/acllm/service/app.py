@@ -29,7 +29,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from acllm import __version__
 from acllm.config import BackendSpec, Settings, load_settings
 from acllm.errors import NotFoundError, PayloadTooLargeError, UnavailableError, UserError
-from acllm.feedback import FeedbackStore
 from acllm.models.openai import pool_connections
 from acllm.registry import Kind
 from acllm.runtime import Runtime
@@ -196,7 +195,7 @@ def create_app(
     service = settings.service
     rt = runtime or service_runtime(settings, model_url, model_token, serve_local)
     model_process = rt.model_process if isinstance(rt, ServiceRuntime) else None
-    feedback = FeedbackStore(rt.data_dir / "feedback.sqlite")
+    feedback = rt.feedback()  # shared with the assistants' review queue; the runtime closes it
     svc = ServiceState(
         settings=settings,
         runtime=rt,
@@ -224,7 +223,6 @@ def create_app(
                 close_guard = getattr(svc.guard, "close", None)
                 if callable(close_guard):
                     close_guard()
-                feedback.close()
                 await rt.aclose()
 
     app = FastAPI(
