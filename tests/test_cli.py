@@ -510,3 +510,34 @@ def test_literal_secret_in_config(acllm_cli: Run) -> None:
     assert_user_error(r)
     assert "api_key_env" in r.stderr
     assert "sk-very-secret" not in r.stderr
+
+
+def test_review_commands_list_approve_and_retire(acllm_cli: Run, tmp_path: Path) -> None:
+    from acllm.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "home" / "feedback.sqlite")  # where ACLLM_HOME points
+    answer = {"question": "¿Horario?", "answer": "De 10 a 14. [1]", "refused": False,
+              "lang": "es", "citations": [{"n": 1, "source": "horario.md", "location": "",
+                                           "text": "De 10 a 14."}]}  # fmt: skip
+    fb = store.add(
+        store.record_answer(assistant="tienda", answer=answer, config={}),
+        rating=-1,
+        correction="De 9 a 14.",
+    )
+    store.close()
+    listed = acllm_cli("review", "list", "--json")
+    assert listed.code == 0 and [f["id"] for f in listed.json()["pending"]] == [fb.id]
+    assert "horario.md" in acllm_cli("review", "list").stdout  # shown with its sources
+    assert_user_error(acllm_cli("review", "approve"))  # which one?
+    assert_user_error(acllm_cli("review", "list", "--answer", "x"))
+    approved = acllm_cli("review", "approve", fb.id, "--reviewer", "ana", "--json")
+    assert approved.code == 0
+    override = approved.json()["override"]
+    assert override["answer"] == "De 9 a 14." and override["reviewer"] == "ana"
+    assert_user_error(acllm_cli("review", "reject", fb.id))  # already decided
+    assert acllm_cli("review", "list", "--json").json()["pending"] == []
+    active = acllm_cli("review", "overrides", "--json").json()["overrides"]
+    assert [o["id"] for o in active] == [override["id"]]
+    assert acllm_cli("review", "retire", override["id"], "--json").json()["active"] is False
+    assert acllm_cli("review", "overrides", "--json").json()["overrides"] == []
+    assert len(acllm_cli("review", "overrides", "--all", "--json").json()["overrides"]) == 1

@@ -16,15 +16,13 @@ _NEEDS_ID = {"approve", "reject", "retire"}
 
 @contextmanager
 def _queue(args: argparse.Namespace) -> Iterator[Any]:
-    from acllm.feedback import FeedbackStore
-    from acllm.review import ReviewQueue
     from acllm.runtime import Runtime
 
-    store = FeedbackStore(Runtime.from_config(args.config).data_dir / "feedback.sqlite")
+    runtime = Runtime.from_config(args.config)
     try:
-        yield ReviewQueue(store)
+        yield runtime.reviews()
     finally:
-        store.close()
+        runtime.close()
 
 
 def _pending(args: argparse.Namespace, queue: Any) -> int:
