@@ -155,3 +155,36 @@ def test_a_big_ingest_may_use_the_torch_engine_of_the_same_model(tmp_path: Path)
     other = acllm("ingest", "data", "--index", "fast", "--embedder", "hash", cwd=tmp_path)
     assert other.returncode == 2
     assert "holds multilingual-e5-small vectors" in other.stderr
+
+
+def test_the_example_assistant_with_its_patterns_from_the_cli(kb: Path, tmp_path: Path) -> None:
+    """examples/acllm.toml (cache, guards, memory on) through `acllm ask --assistant`."""
+    config = tmp_path / "acllm.toml"
+    example = (ROOT / "examples" / "acllm.toml").read_text(encoding="utf-8")
+    config.write_text(f'data_dir = "{kb / "home"}"\n' + example, encoding="utf-8")
+
+    def ask_bicis(question: str, *extra: str) -> dict[str, object]:
+        args = ("ask", question, "--assistant", "bicis", "--config", str(config), "--json")
+        done = acllm(*args, *extra, cwd=kb)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, object] = json.loads(done.stdout)
+        return result
+
+    question = "¿Cuánto cuesta la revisión completa?"
+    first = ask_bicis(question, "--session", "ana")
+    assert "79" in str(first["answer"]) and "cache" not in first
+    assert ask_bicis(question)["cache"]  # a new conversation: served from the cache
+    assert "cache" not in ask_bicis(question, "--no-cache")
+    follow = ask_bicis("¿Y cuánto tarda?", "--session", "ana")
+    assert "revisión completa" in str(follow["question"])  # the memory gave the earlier turn
+    redacted = ask_bicis(f"Soy ana.lopez@example.com. {question}")
+    assert "ana.lopez" not in json.dumps(redacted)
+    forgot = acllm(
+        "ask", "x", "--assistant", "bicis", "--config", str(config), "--session", "ana",
+        "--forget", "--json", cwd=kb,
+    )  # fmt: skip
+    assert forgot.returncode == 0 and json.loads(forgot.stdout)["deleted"] is True
+    no_session = acllm(
+        "ask", "x", "--assistant", "bicis", "--config", str(config), "--forget", cwd=kb
+    )
+    assert no_session.returncode == 2 and "--session" in no_session.stderr
