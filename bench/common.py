@@ -26,6 +26,13 @@ SEED = 20261127
 BOOTSTRAP = 1000
 
 
+def runtime_dir() -> Path:
+    """The benchmarks' acllm data dir (embedding cache, ...): ``$ACLLM_BENCH_DATA`` or
+    bench/results/runtime, kept between runs so vectors are embedded once."""
+    raw = os.environ.get("ACLLM_BENCH_DATA")
+    return Path(raw).expanduser() if raw else RESULTS / "runtime"
+
+
 def data_dir() -> Path:
     """The public benchmark sets: ``$ACLLM_BENCHMARKS`` or ``<repo>/../shared/benchmarks``."""
     raw = os.environ.get("ACLLM_BENCHMARKS")
@@ -90,20 +97,33 @@ def median(values: Sequence[float]) -> float | None:
 async def run_cases(
     items: Sequence[Any], call: Callable[[Any], Awaitable[dict[str, Any]]], what: str
 ) -> list[dict[str, Any]]:
-    """``call`` on each item in turn: output, latency in seconds, error text (acllm errors only)."""
+    """``call`` on each item in turn: output, latency in seconds, error text (acllm errors only).
+
+    A case whose model replies were replayed (bench.replay) reports the time they took when they
+    were generated plus the time measured now, and is counted in ``replayed``.
+    """
     from acllm.errors import AcllmError
+    from bench import replay
 
     cases: list[dict[str, Any]] = []
     began = time.perf_counter()
+    replayed = 0
     for item in items:
+        token = replay.start_case()
         start = time.perf_counter()
         try:
             out, err = await call(item), None
         except AcllmError as exc:
             out, err = None, f"{type(exc).__name__}: {str(exc)[:160]}"
-        cases.append({"out": out, "latency_s": time.perf_counter() - start, "error": err})
+        spent_now = time.perf_counter() - start
+        then, replies = replay.end_case(token)
+        replayed += replies > 0
+        cases.append(
+            {"out": out, "latency_s": spent_now + then, "error": err, "replayed": replies > 0}
+        )
     spent = time.perf_counter() - began
-    print(f"  {what}: {len(items)} cases in {spent:.0f}s", file=sys.stderr, flush=True)
+    note = f" ({replayed} replayed)" if replayed else ""
+    print(f"  {what}: {len(items)} cases in {spent:.0f}s{note}", file=sys.stderr, flush=True)
     return cases
 
 
@@ -117,6 +137,7 @@ def latency(cases: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "median_latency_s": median([c["latency_s"] for c in cases]),
         "errors": sum(c["error"] is not None for c in cases),
+        "replayed": sum(bool(c.get("replayed")) for c in cases),
         "load_avg_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 

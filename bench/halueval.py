@@ -264,10 +264,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--judge", default="local", help="a configured model name")
     parser.add_argument("--config", help="an acllm.toml with the judge's [models.NAME]")
     args = parser.parse_args(argv)
-    from acllm.runtime import Runtime
+    from acllm.config import load_settings
+    from bench import replay
 
     name = "full" if args.full else "quick"
-    runtime = Runtime.from_config(args.config)
+    runtime = replay.runtime(load_settings(args.config))
     model = runtime.chat(args.judge)  # an unknown name fails here, before any work
     everything = load(data_dir() / "halueval" / "general_data.json")
     dev, test = split(everything, SIZES[name])

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, print_table, wilson, write_results
+from bench.common import machine, print_table, runtime_dir, wilson, write_results
 
 TURNS = 200
 FACT_TURN = 3
@@ -137,9 +137,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from acllm.assist.memory import MemoryContext
     from acllm.assist.memory_settings import MemorySettings
-    from acllm.runtime import Runtime
+    from acllm.config import Settings
+    from bench import replay
 
-    model = Runtime().chat("local")
+    runtime = replay.runtime(Settings(data_dir=runtime_dir()))
+    model = runtime.chat("local")
     settings = MemorySettings(enabled=True)
     out: dict[str, Any] = {"machine": machine(), "mode": label, "settings": settings.model_dump()}
     runs = [("extractive", settings)]
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         del result["contexts"]
         out[name] = result
         report(name, result, settings)
+    out["replies"] = replay.summary(runtime)
     path = write_results(f"memory-{label}", out)
     print(f"\nresults: {path}")
     return out

@@ -15,7 +15,8 @@ from typing import Any
 
 import sacrebleu
 
-from bench.common import machine, print_table, wilson, write_results
+from bench import replay
+from bench.common import machine, print_table, runtime_dir, wilson, write_results
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -28,9 +29,10 @@ async def _rules(tasks: Any) -> dict[str, Any]:
     cases = _load("rules_cases.jsonl")
     right, said_pass, times = 0, 0, []
     for case in cases:
-        start = time.perf_counter()
-        result = await tasks.check_rules(case["text"], [case["rule"]], lang=case["lang"])
-        times.append(time.perf_counter() - start)
+        result, seconds = await replay.timed(
+            tasks.check_rules(case["text"], [case["rule"]], lang=case["lang"])
+        )
+        times.append(seconds)
         verdict = result["results"][0]["passed"]
         right += verdict == case["passed"]
         said_pass += verdict
@@ -49,9 +51,8 @@ async def _correct(tasks: Any) -> dict[str, Any]:
     cases = _load("correct_cases.jsonl")
     outputs, exact, rejected, times = [], 0, 0, []
     for case in cases:
-        start = time.perf_counter()
-        result = await tasks.correct(case["text"], lang=case["lang"])
-        times.append(time.perf_counter() - start)
+        result, seconds = await replay.timed(tasks.correct(case["text"], lang=case["lang"]))
+        times.append(seconds)
         outputs.append(result["corrected"])
         exact += result["corrected"].strip() == case["reference"]
         rejected += result["rejected"]
@@ -71,11 +72,12 @@ async def _correct(tasks: Any) -> dict[str, Any]:
 
 
 async def _run() -> dict[str, Any]:
-    from acllm import Runtime, Settings, Tasks
+    from acllm import Settings, Tasks
 
-    runtime = Runtime(Settings(data_dir=Path("/tmp/acllm-bench")))
+    runtime = replay.runtime(Settings(data_dir=runtime_dir()))
     tasks = Tasks(runtime)
     out = {"check_rules": await _rules(tasks), "correct": await _correct(tasks)}
+    out["replies"] = replay.summary(runtime)
     runtime.close()
     return out
 

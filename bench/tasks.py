@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any
 
-from bench import run_classify, run_text
-from bench.common import Row, data_dir, fmt_ci, machine, print_table, write_results
+from bench import replay, run_classify, run_text
+from bench.common import Row, data_dir, fmt_ci, machine, print_table, runtime_dir, write_results
 
 # Cases per (set, method); None = the whole set. Embedding methods are cheap, so they see more.
 SIZES: dict[str, dict[str, int | None]] = {
@@ -106,14 +106,12 @@ async def warm_up(tasks: Any) -> None:
 
 async def main_async(mode: str, only: list[str]) -> dict[str, Any]:
     from acllm.config import Settings
-    from acllm.runtime import Runtime
     from acllm.tasks import Tasks
 
     data = data_dir()
     info = machine()
-    tasks = Tasks(
-        Runtime(Settings(data_dir=os.environ.get("ACLLM_BENCH_DATA", "/tmp/acllm-bench")))
-    )
+    runtime = replay.runtime(Settings(data_dir=runtime_dir()))
+    tasks = Tasks(runtime)
     await warm_up(tasks)
     rows: list[Row] = []
     cases: dict[str, list[Row]] = {}
@@ -129,6 +127,7 @@ async def main_async(mode: str, only: list[str]) -> dict[str, Any]:
         "data": str(data),
         "machine": info,
         "model": tasks.runtime.task_model().name,
+        "replies": replay.summary(runtime),
         "seconds": round(time.perf_counter() - began, 1),
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "results": rows,
