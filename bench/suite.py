@@ -12,12 +12,15 @@ exit status is 1. Progress is recorded in bench/results/suite-<mode>.json and ea
 bench/results/logs/. ``--resume`` skips a step when that record says it succeeded in the
 interrupted run and every results file it writes exists and is newer than that run's start.
 HaluEval runs only with ``--judge NAME`` (it needs a judge model; see bench/halueval.py).
+Model replies are replayed from earlier runs where nothing that decides them changed
+(bench/replay.py); ``--fresh`` generates them all again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -266,7 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="do not regenerate the tables")
     parser.add_argument("--judge", help="a configured model name: also run bench.halueval")
     parser.add_argument("--config", help="acllm.toml defining the judge model")
+    parser.add_argument(
+        "--fresh", action="store_true", help="generate every model reply again (no replay)"
+    )
     args = parser.parse_args(argv)
+    if args.fresh:  # read by bench.replay in every step's process
+        os.environ["ACLLM_BENCH_REPLAY"] = "0"
     steps = parse_only(args.only, available_steps())
     began = time.time()
     try:
