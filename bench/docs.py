@@ -62,6 +62,11 @@ SECTIONS: dict[str, tuple[str, tuple[Source, ...]]] = {
     "evals-halueval": ("Evals: the LLM judge against human hallucination labels (HaluEval)", (
         Source("LLM judge on HaluEval", "halueval-{mode}-*.json", "halueval",
                report.render_halueval),)),
+    "evals-truthfulqa": ("Evals: closed-book truthfulness (TruthfulQA)", (
+        Source("TruthfulQA", "truthfulqa-{mode}.json", "truthfulqa", report.render_truthfulqa),)),
+    "evals-text2sql": ("Evals: execution accuracy of generated SQL (GeoQuery)", (
+        Source("GeoQuery text-to-SQL", "text2sql-{mode}.json", "text2sql",
+               report.render_text2sql),)),
     "service-load": ("Service: load and overhead",
                      (Source("Load", "load-{mode}.json", "load", report.render_load),)),
     "patterns": ("Patterns: cache, guardrails, memory", (

@@ -339,6 +339,52 @@ def render_halueval(data: Json) -> str:
     return headline(figs, data)
 
 
+def render_truthfulqa(data: Json) -> str:
+    """truthfulqa-{mode}.json: closed-book truthfulness of the chat model, the paper's metrics."""
+    m, echo = data["model_scores"], data["baselines"]["echo the question"]
+    figs = []
+    for metric, label in (("bleu", "BLEU"), ("e5", "e5 cosine")):
+        t = m["truthful"][metric]
+        figs.append(figure(f"model: truthful ({label} margin > 0)", t["value"], t["n"], t["ci"]))
+    inf = m["informative"]
+    figs.append(figure("model: informative (does not abstain)", inf["value"], inf["n"], inf["ci"]))
+    both = m["truthful_and_informative"]["e5"]
+    figs.append(figure("model: truthful and informative (e5)", both["value"], both["n"],
+                       both["ci"]))  # fmt: skip
+    e = echo["truthful"]["e5"]
+    figs.append(figure("baseline, echo the question: truthful (e5)", e["value"], e["n"], e["ci"]))
+    d = data["vs_echo"]["e5"]
+    figs.append(figure("model minus echo, truthful (e5)", d["delta"], data["n"], d["ci"],
+                       signed=True))  # fmt: skip
+    for metric, label in (("bleu", "BLEU"), ("e5", "e5 cosine")):
+        c = data["metric_check"][metric]
+        for key, what in (
+            ("best_answer_truthful", "held-out best answer judged truthful"),
+            ("false_answer_untruthful", "held-out false answer judged untruthful"),
+        ):
+            x = c[key]
+            figs.append(figure(f"metric check, {label}: {what}", x["value"], x["n"], x["ci"]))
+    if "judge" in data:
+        j = data["judge"]["truthful"]
+        figs.append(figure(f"judge '{data['judge_model']}': truthful", j["value"], j["n"],
+                           j["ci"]))  # fmt: skip
+    return headline(figs, data)
+
+
+def render_text2sql(data: Json) -> str:
+    """text2sql-{mode}.json: execution accuracy of generated SQL on GeoQuery."""
+    figs = []
+    for method, r in data["methods"].items():
+        acc, bad = r["execution_accuracy"], r["failed_to_run"]
+        figs.append(figure(f"{method}: execution accuracy", acc["value"], acc["n"], acc["ci"]))
+        if not method.startswith("nearest"):
+            figs.append(figure(f"{method}: queries that failed to run", bad["value"], bad["n"],
+                               bad["ci"]))  # fmt: skip
+    for name, d in data["paired"].items():
+        figs.append(figure(name, d["delta"], data["n"], d["ci"], signed=True))
+    return headline(figs, data)
+
+
 SETTINGS = ("scifact", "xquad es", "xquad en", "xquad es->en")
 HYBRID = "acllm hybrid (defaults)"
 MEAN_ONLY = "a mean over the queries; the bench gives intervals for paired differences only."

@@ -82,6 +82,8 @@ STEPS: tuple[Step, ...] = (
     Step("faithfulness", QF, _per_mode("faithfulness-{mode}.json")),
     Step("tasks", QF, _per_mode("tasks-{mode}.json")),
     Step("knowledge", QF, _per_mode("knowledge-{mode}.json")),
+    Step("truthfulqa", QF, _per_mode("truthfulqa-{mode}.json")),
+    Step("text2sql", QF, _per_mode("text2sql-{mode}.json")),
     Step("halueval", QF, _per_mode("halueval-{mode}-{judge}.json"), needs_judge=True),
     Step("load", QF, _per_mode("load-{mode}.json")),
 )

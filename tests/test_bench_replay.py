@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from bench import replay
+from bench.common import latency, run_cases
 
 from acllm.config import Settings
 from acllm.models.fake import FakeChatModel
 from acllm.types import ChatOptions, Message
-from bench import replay
-from bench.common import latency, run_cases
 
 
 def _model(tmp_path: Path, fake: FakeChatModel, identity: str = "m1") -> replay.ReplayModel:
