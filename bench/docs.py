@@ -6,7 +6,9 @@
 
 Each section of docs/BENCHMARKS.md (``<!-- NAME:start -->`` ... ``<!-- NAME:end -->``) carries one
 generated block, ``<!-- gen:NAME -->`` ... ``<!-- /gen:NAME -->``, at its top. Only the text between
-those two markers is rewritten; every other byte of the file stays as it was.
+those two markers is rewritten; every other byte of the file stays as it was. A source whose
+results file is absent here (bench/results is not in git, and ``--only`` runs a few steps) keeps
+the figures the document already holds, dated by their own "Run on" line, instead of losing them.
 """
 
 from __future__ import annotations
@@ -111,11 +113,40 @@ def render_source(source: Source, mode: str, results: Path) -> str:
     return f"**{source.title}** ({where})\n\n{table}"
 
 
-def block(name: str, mode: str, results: Path) -> str:
-    """The whole generated block of one section."""
+def block(name: str, mode: str, results: Path, earlier: dict[str, str] | None = None) -> str:
+    """The whole generated block of one section.
+
+    ``earlier`` maps a source's title to its part of the block as the document holds it now; a
+    source with no results file keeps that part when it has figures, rather than becoming "not run
+    yet".
+    """
     parts = [NOTICE.format(mode=mode)]
-    parts += [render_source(s, mode, results).rstrip("\n") for s in SECTIONS[name][1]]
+    for source in SECTIONS[name][1]:
+        kept = (earlier or {}).get(source.title, "")
+        has_figures = kept.startswith(f"**{source.title}** (`bench/results/")
+        if find(source.pattern, mode, results) is None and has_figures:
+            print(f"bench.docs: kept the earlier figures of {source.title!r} (no results file)")
+            parts.append(kept)
+        else:
+            parts.append(render_source(source, mode, results).rstrip("\n"))
     return "\n\n".join(parts) + "\n"
+
+
+def earlier_parts(text: str, name: str) -> dict[str, str]:
+    """Each source's part of the generated block ``name`` in ``text``, by source title."""
+    opening, closing = markers(name)
+    if text.count(opening) != 1 or text.count(closing) != 1:
+        return {}
+    body = text.partition(opening)[2].partition(closing)[0]
+    starts = sorted(
+        (body.index(f"\n**{s.title}**"), s.title)
+        for s in SECTIONS[name][1]
+        if f"\n**{s.title}**" in body
+    )
+    if not starts:
+        return {}
+    ends = [at for at, _ in starts[1:]] + [len(body)]
+    return {title: body[at:end].strip("\n") for (at, title), end in zip(starts, ends, strict=True)}
 
 
 # --- markers -------------------------------------------------------------------------------------
@@ -158,7 +189,7 @@ def fill(text: str, mode: str, results: Path) -> str:
     text = insert_markers(text, list(SECTIONS))
     for name in SECTIONS:
         if markers(name)[0] in text:
-            text = replace_block(text, name, block(name, mode, results))
+            text = replace_block(text, name, block(name, mode, results, earlier_parts(text, name)))
     return text
 
 

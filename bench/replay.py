@@ -188,7 +188,7 @@ def runtime(settings: Any = None, store: ReplayStore | None = None) -> Any:
     from acllm import registry
     from acllm.runtime import Runtime
 
-    store = store or ReplayStore()
+    store = store if store is not None else ReplayStore()  # an empty store is falsy (__len__)
     built: Runtime | None = None
 
     def substitute(kind: str, name: str, spec: Any) -> Any:

@@ -410,11 +410,51 @@ def test_full_mode_fills_the_real_document_without_touching_its_prose(tmp_path: 
     assert "| sentiment: sst2_dev, embedding (accuracy) | 0.820 | 872 | 0.793 to 0.844 |" in (
         tasks_block
     )
-    assert "not run yet: `python -m bench.load --full`" in filled
     assert "not run yet in full mode (`bench/results/cache-full.json` holds a quick run)" in filled
-    assert "not run yet: `python -m bench.halueval --full --judge NAME`" in filled
+    for name in ("service-load", "evals-halueval"):  # no results file here: earlier figures kept
+        assert generated(filled, name) == generated(real, name)
     docs.main(["--full", "--docs", str(copy), "--results", str(results)])
     assert copy.read_bytes().decode("utf-8") == filled  # a second run changes nothing
+
+
+def generated(text: str, name: str) -> str:
+    opening, closing = docs.markers(name)
+    return text.partition(opening)[2].partition(closing)[0]
+
+
+def pipeline_payload(docs_per_s: float) -> dict[str, Any]:
+    summary = {"tokens_per_s": 1500.0, "docs_per_s": docs_per_s, "chunks_per_s": 4.0,
+               "embed_share": 0.9}  # fmt: skip
+    return {"machine": MACHINE, "mode": "full", "docs": 120, "runs": {"e5": [{}, {}]},
+            "summary": {"e5": summary}}  # fmt: skip
+
+
+def test_a_source_without_a_results_file_keeps_its_earlier_figures_only(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    write(results, "ingest_pipeline-full.json", pipeline_payload(3.2))
+    text = docs.insert_markers(DOC.replace("patterns", "knowledge-ingest"), ["knowledge-ingest"])
+    first = docs.fill(text, "full", results)  # nothing measured for the speed source yet
+    assert "**Ingestion speed (e5)**: not run yet" in generated(first, "knowledge-ingest")
+    write(results, "ingest_speed-full.json", {"machine": MACHINE, "mode": "full", "rounds": 2,
+          "chunks": 30, "tokens": 5000, "methods": {}, "query_latency": {}})  # fmt: skip
+    measured = docs.fill(first, "full", results)
+    speed_part = docs.earlier_parts(measured, "knowledge-ingest")["Ingestion speed (e5)"]
+    assert speed_part.startswith(
+        "**Ingestion speed (e5)** (`bench/results/ingest_speed-full.json`)"
+    )
+    # A fresh clone re-runs only the pipeline: its figures change, the speed figures stay.
+    (results / "ingest_speed-full.json").unlink()
+    write(results, "ingest_pipeline-full.json", pipeline_payload(4.5))
+    again = docs.fill(measured, "full", results)
+    parts = docs.earlier_parts(again, "knowledge-ingest")
+    assert parts["Ingestion speed (e5)"] == speed_part
+    assert (
+        "| e5: documents/s, cold (median of 2 runs) | 4.50 | 120 |" in parts["Ingestion pipeline"]
+    )
+    assert "| 3.20 |" not in again
+    assert docs.fill(again, "full", results) == again
+    assert strip_generated(again) == strip_generated(text)
 
 
 def test_quick_mode_writes_its_own_page_and_never_the_docs(tmp_path: Path) -> None:

@@ -81,10 +81,12 @@ def test_runtime_wraps_its_chat_models_and_counts_them(tmp_path: Path) -> None:
         models={"f": {"backend": "fake", "replies": ["uno"]}},
         default_model="f",
     )
-    rt = replay.runtime(settings, replay.ReplayStore(tmp_path / "r.sqlite"))
+    store = replay.ReplayStore(tmp_path / "r.sqlite")
+    rt = replay.runtime(settings, store)  # empty, so falsy: it must still be the one used
     model = rt.chat("f")
     assert isinstance(model, replay.ReplayModel) and model is rt.chat("f")
     asyncio.run(model.chat([Message("user", "a")]))
     asyncio.run(model.chat([Message("user", "a")]))
     assert replay.summary(rt) == {"replayed": 1, "generated": 1}
+    assert len(store) == 1  # filed in the store given, never in bench/results/replies.sqlite
     rt.close()
