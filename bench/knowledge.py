@@ -1,7 +1,7 @@
 """The knowledge benchmarks in one go: e5 ingestion speed, retrieval quality and latency, QA.
 
     python -m bench.knowledge --quick   # minutes once the embedding cache is warm
-    python -m bench.knowledge --full    # within ~30 minutes once warm; resumable (cached vectors)
+    python -m bench.knowledge --full    # about 16 minutes once warm; resumable (cached vectors)
     python -m bench.knowledge --full --only retrieval   # re-run one part, keep the others
 
 ``ingest_speed`` runs twice: on the machine as found, and beside two CPU-bound busy loops.

@@ -1,7 +1,7 @@
 """Every benchmark in one command, then docs/BENCHMARKS.md regenerated from the results.
 
     python -m bench.suite --quick            # samples: minutes; tables in bench/results/BENCHMARKS-quick.md
-    python -m bench.suite --full             # the figures of docs/BENCHMARKS.md (about 30 minutes warm)
+    python -m bench.suite --full             # the figures of docs/BENCHMARKS.md (28 minutes warm, 98 cold)
     python -m bench.suite --full --resume    # after an interruption: skip the steps already done
     python -m bench.suite --quick --only guards,cache --no-docs
 
