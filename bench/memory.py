@@ -11,14 +11,18 @@ competing facts (other numbers, places, preferences, dates). Both sides are coun
 embedded model's own tokenizer and chat template: ``memory`` sends system prompt + memory context +
 the new question, ``full history`` sends system prompt + every earlier turn + the new question
 (the buffer the issue criticises). Recall: the share of turns after the 3rd whose memory context
-still holds "48213". Latency: median of ``context()`` and ``remember()`` per turn, side by side in
-the same run, on a fresh SQLite KV file. Results: bench/results/memory-{quick,default,full}.json.
+still holds "48213". Current values: the user restates a postcode with a new value every few
+turns; per turn, whether the context holds the latest one and whether it still holds a stale one
+(the summary keeps stale lines only while it has room). Latency: median of ``context()`` and
+``remember()`` per turn, side by side in the same run, on a fresh SQLite KV file. Results:
+bench/results/memory-{quick,default,full}.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import tempfile
 import time
@@ -31,6 +35,7 @@ TURNS = 200
 FACT_TURN = 3
 FACT = "Me llamo Lucía y mi número de pedido es 48213."
 ANSWER = "48213"
+POSTCODE = re.compile(r"\b2\d{1,2}004\b")  # the script's postcodes, 2{n}004
 QUESTION = "¿Cuál es mi número de pedido?"
 SYSTEM = "You are a helpful customer-support assistant. Answer briefly, from the conversation."
 
@@ -85,6 +90,7 @@ async def conversation(model: Any, settings: Any, kv_path: Path) -> dict[str, An
     remember_s: list[float] = []
     contexts: dict[int, Any] = {}
     history: list[Message] = []
+    postcode: str | None = None  # the latest the user stated
     with SQLiteKV(kv_path) as kv:
         memory = ConversationMemory.for_model(kv, model, settings)
         for n, (user, answer) in enumerate(turns, 1):
@@ -100,8 +106,11 @@ async def conversation(model: Any, settings: Any, kv_path: Path) -> dict[str, An
                     "full_prompt": model.count_tokens([system, *history, question]),
                     "fact_in_context": ANSWER in ctx.summary
                     or any(ANSWER in m.content for m in ctx.turns),
+                    **postcodes_seen(ctx, postcode),
                 }
             )
+            if user.startswith("Mi código postal es"):
+                postcode = POSTCODE.search(user).group()  # type: ignore[union-attr]
             contexts[n] = ctx
             history += [question, Message("assistant", answer)]
             start = time.perf_counter()
@@ -116,6 +125,30 @@ async def conversation(model: Any, settings: Any, kv_path: Path) -> dict[str, An
         "remember_ms_p50": statistics.median(remember_s) * 1000,
         "context_ms_p90": statistics.quantiles(context_s, n=10)[-1] * 1000,
         "remember_ms_p90": statistics.quantiles(remember_s, n=10)[-1] * 1000,
+    }
+
+
+def postcodes_seen(ctx: Any, latest: str | None) -> dict[str, Any]:
+    """Whether the context holds the latest postcode stated, and how many stale ones."""
+    if latest is None:
+        return {}
+    text = "\n".join([ctx.summary, *(m.content for m in ctx.turns)])
+    seen = set(POSTCODE.findall(text))
+    return {"current_value": latest in seen, "stale_values": len(seen - {latest})}
+
+
+def value_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Over the turns after the first postcode: the latest one present, a stale one present."""
+    later = [r for r in rows if "current_value" in r]
+    current = sum(r["current_value"] for r in later)
+    stale = sum(r["stale_values"] > 0 for r in later)
+    return {
+        "turns": len(later),
+        "current": current,
+        "current_ci": wilson(current, len(later)),
+        "with_stale": stale,
+        "with_stale_ci": wilson(stale, len(later)),
+        "max_stale": max((r["stale_values"] for r in later), default=0),
     }
 
 
@@ -157,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         hits = sum(r["fact_in_context"] for r in later)
         result["recall"] = {"turns": len(later), "hits": hits, "ci": wilson(hits, len(later))}
         result["fact_at_150"] = rows[149]["fact_in_context"]
+        result["postcode"] = value_counts(rows)
         result["max_memory_tokens"] = max(r["memory_tokens"] for r in rows)
         result["max_memory_prompt"] = max(r["memory_prompt"] for r in rows)
         result["summary_at_150"] = result["contexts"][150].summary
@@ -205,6 +239,11 @@ def report(name: str, result: dict[str, Any], settings: Any) -> None:
     print(
         f"fact of turn {FACT_TURN} in context at turn 150: {result['fact_at_150']}; over turns "
         f"{FACT_TURN + 2}-{TURNS}: {hits}/{turns} ({lo:.3f} to {hi:.3f})"
+    )
+    pc = result["postcode"]
+    print(
+        f"latest postcode in context: {pc['current']}/{pc['turns']} turns; a stale one too: "
+        f"{pc['with_stale']}/{pc['turns']} (at most {pc['max_stale']} stale at once)"
     )
     print(
         f"latency on SQLite KV, p50 (p90): context() {result['context_ms_p50']:.2f} ms "

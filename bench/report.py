@@ -284,6 +284,12 @@ def render_memory(data: Json) -> str:
         rec = r["recall"]
         figs.append(proportion(f"{name}: the turn-3 fact in the memory context", rec["hits"],
                                rec["turns"], rec["ci"]))  # fmt: skip
+        values = r.get("postcode")
+        if values:
+            figs.append(proportion(f"{name}: the latest postcode in the memory context",
+                                   values["current"], values["turns"], values["current_ci"]))  # fmt: skip
+            figs.append(proportion(f"{name}: a stale postcode in the memory context too",
+                                   values["with_stale"], values["turns"], values["with_stale_ci"]))  # fmt: skip
         turns = r.get("per_turn", [])
         if turns:
             last = turns[-1]

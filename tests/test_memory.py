@@ -24,6 +24,8 @@ from acllm.assist.memory_summary import (
     Turn,
     render,
     salience,
+    shape,
+    stale,
     truncate,
 )
 from acllm.errors import ServiceError, UserError
@@ -266,13 +268,77 @@ def test_small_talk_is_not(sentence: str) -> None:
 def test_summary_drops_the_least_salient_then_the_oldest() -> None:
     summarizer = ExtractiveSummarizer(words)
     turns = [Turn("Me llamo Lucía y mi número de pedido es 48213.", "", (0, 1), 0.0)]
-    turns += [Turn(f"The box weighs {i} kg.", "", (0, i + 2), 0.0) for i in range(20)]
+    things = (
+        "box bag lamp desk sofa bike tent drum kite vase rug fan oven sink bed tv cot pram hat mat"
+    )
+    turns += [
+        Turn(f"The {t} weighs {i} kg.", "", (0, i + 2), 0.0) for i, t in enumerate(things.split())
+    ]
     facts = summarizer.merge([], turns, bound=30)
     text = render(facts)
     assert words(text) <= 30
     assert "48213" in text  # the most salient survives 20 newer facts
-    assert "weighs 19 kg" in text and "weighs 0 kg" not in text  # among equals, the newest stay
+    assert "mat weighs 19 kg" in text and "box weighs 0 kg" not in text  # among equals, the newest
     assert text.index("48213") < text.index("weighs 19")  # rendered in conversation order
+
+
+def _said(*lines: str, role: str = "user") -> list[Turn]:
+    return [
+        Turn(line if role == "user" else "", line if role == "assistant" else "", (0, i), 0.0)
+        for i, line in enumerate(lines)
+    ]
+
+
+def test_a_stale_value_leaves_first_and_only_when_room_runs_out() -> None:
+    summarizer = ExtractiveSummarizer(words)
+    said = _said("Mi código postal es 25004.", "Vivo en Granada, cerca del centro.")
+    first = summarizer.merge([], said, 200)
+    later = [Turn("Mi código postal es 28004.", "", (1, 0), 0.0)]
+    roomy = render(summarizer.merge(first, later, 200))
+    assert roomy.index("25004") < roomy.index("28004")  # room for all: both, in order
+    # Room for two lines (6 + 7 words + a break). By salience alone the postcodes (score 5) would
+    # push out the city (score 4); the stale postcode goes instead, even folded in from an old summary.
+    tight = render(summarizer.merge(first, later, 14))
+    assert "28004" in tight and "Granada" in tight and "25004" not in tight
+
+
+def test_only_the_same_wording_about_the_same_thing_is_stale() -> None:
+    assert stale(_facts("assistant: El envío a Bilbao tarda 10 días.", "assistant: El envío a Granada tarda 4 días.",
+                        "assistant: El envío a Bilbao tarda 7 días.")) == [True, False, False]  # fmt: skip
+    different = _facts("user: Mi código postal es 25004.", "user: Mi hermana vive en Bilbao.",
+                       "user: Vivo en Sevilla.", "user: My order number is 48213.")  # fmt: skip
+    assert stale(different) == [False] * 4
+    speakers = _facts("user: Mi código postal es 25004.", "assistant: Mi código postal es 28004.")
+    assert stale(speakers) == [False, False]  # another speaker never makes the user's value stale
+    one_turn = [
+        Fact("user: Mi código es 25004.", 5, (0, 0)),
+        Fact("user: Mi código es 28004.", 5, (0, 0)),
+    ]
+    assert stale(one_turn) == [True, False]  # later in the same turn is later
+
+
+def _facts(*lines: str) -> list[Fact]:
+    return [Fact(line, 5.0, (0, i)) for i, line in enumerate(lines)]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("user: Mi código postal es 25004.", ("user: mi código postal es #", ("25004",))),
+        (
+            "user: Vivo en Granada, cerca del centro.",
+            ("user: vivo en # cerca del centro", ("granada",)),
+        ),
+        (
+            "assistant: Write to ana@example.com today.",
+            ("assistant: write to # today", ("ana@example.com",)),
+        ),
+        ("user: Madrid 2024", None),  # one word besides the value: too little to compare
+        ("user: I prefer email over phone calls.", None),  # no value to supersede
+    ],
+)
+def test_shape(line: str, expected: tuple[str, tuple[str, ...]] | None) -> None:
+    assert shape(line) == expected
 
 
 def test_repeated_facts_are_kept_once() -> None:

@@ -3,7 +3,10 @@
 A summary is a list of ``Fact`` lines. The extractive summariser (the default: the embedded 135M
 model writes poor summaries) keeps the salient sentences of evicted turns — names, numbers, dates,
 identifiers, first-person facts and preferences ("my name is", "me llamo", "I live in",
-"prefiero") — and, when the bound is reached, drops the least salient, oldest first. It is
+"prefiero") — and, when the bound is reached, drops the least salient, oldest first. A newer
+sentence of the same shape with a new value ("Mi código postal es 28004" after "... es 25004")
+marks the older one stale: stale lines are the first to leave when the summary is full. While there
+is room both stay, in conversation order, since some things do have two values (two tickets). It is
 deterministic and never invents a word. The model summariser asks a chat model to rewrite the
 summary with the new turns; ``ConversationMemory`` checks its length and falls back to the
 extractive one when it fails or overflows.
@@ -14,6 +17,7 @@ the model the context is sent to.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -134,6 +138,56 @@ def _key(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
+_TOKEN = re.compile(r"\S+@\S+\.\w+|\w+")
+
+
+@functools.lru_cache(maxsize=4096)  # a summary's lines are re-read at every fold
+def shape(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """A fact line's wording with its values (numbers, names, emails) as slots, and those values.
+
+    None when the line has no value or fewer than two other words: too little to tell two facts
+    about the same thing from two different facts.
+    """
+    role, _, body = text.partition(": ")
+    words: list[str] = []
+    values: list[str] = []
+    for i, token in enumerate(_TOKEN.findall(body)):
+        is_name = i > 0 and len(token) > 1 and token[0].isupper()  # not the sentence's first word
+        if "@" in token or is_name or any(c.isdigit() for c in token):
+            words.append("#")
+            values.append(token.casefold())
+        else:
+            words.append(token.casefold())
+    if not values or len(words) - len(values) < 2:
+        return None
+    return f"{role}: {' '.join(words)}", tuple(values)
+
+
+def _replaces(newer: tuple[str, ...], older: tuple[str, ...]) -> bool:
+    """Values of two facts worded alike: one slot, or several of which one keeps its value (it
+    names the same thing: "El envío a Bilbao tarda 7 días" replaces "... a Bilbao tarda 10 días",
+    not "... a Granada ...")."""
+    return len(newer) == 1 or any(a == b for a, b in zip(newer, older, strict=True))
+
+
+def stale(facts: Sequence[Fact]) -> list[bool]:
+    """For each fact, whether a later one states a new value of it: same speaker and wording.
+
+    Later in the same turn counts as later.
+    """
+    groups: dict[str, list[tuple[Position, int, tuple[str, ...]]]] = {}
+    for i, fact in enumerate(facts):
+        found = shape(fact.text)
+        if found is not None:
+            groups.setdefault(found[0], []).append((fact.position, i, found[1]))
+    flags = [False] * len(facts)
+    for group in groups.values():  # only facts worded alike can supersede each other
+        group.sort(key=lambda item: item[:2])
+        for k, (_, i, older) in enumerate(group):
+            flags[i] = any(_replaces(newer, older) for _, _, newer in group[k + 1 :])
+    return flags
+
+
 class ExtractiveSummarizer:
     """Keeps the most salient sentences of evicted turns under the bound; deterministic."""
 
@@ -154,7 +208,8 @@ class ExtractiveSummarizer:
         return found
 
     def merge(self, summary: Sequence[Fact], turns: Sequence[Turn], bound: int) -> list[Fact]:
-        """Old facts plus the turns' facts; the most salient (then newest) that fit ``bound``."""
+        """Old facts plus the turns' facts; the current ones, most salient then newest, before the
+        stale ones, as many as fit ``bound``."""
         unique: dict[str, Fact] = {}
         for fact in [*summary, *(f for t in turns for f in self.facts_of(t, bound))]:
             key = _key(fact.text)
@@ -164,7 +219,14 @@ class ExtractiveSummarizer:
                 unique[key] = Fact(
                     fact.text, max(fact.score, old.score if old else 0), fact.position
                 )
-        ranked = sorted(unique.values(), key=lambda f: (f.score, f.position), reverse=True)
+        facts = list(unique.values())
+        flags = stale(facts)
+        order = sorted(
+            range(len(facts)),
+            key=lambda i: (not flags[i], facts[i].score, facts[i].position),
+            reverse=True,
+        )
+        ranked = [facts[i] for i in order]  # current facts first, stale values last
         kept: list[Fact] = []
         used = 0
         for fact in ranked:
