@@ -152,6 +152,53 @@ async def test_an_approved_correction_is_served_and_a_rejected_one_is_not(
     assert "override" not in await ask(client, question, cache=False)
 
 
+PERSONAL = "Write to ana.lopez@example.com, DNI 12345678Z."
+
+
+async def test_personal_data_in_feedback_meets_the_assistants_pii_policy(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    answer = await ask(client, "How many days of paid leave do I get?", cache=False)
+    fb = await client.post(
+        "/v1/feedback",
+        json={"answer_id": answer["answer_id"], "correction": PERSONAL, "comment": PERSONAL},
+    )
+    assert fb.status_code == 201, fb.text
+    stored = (await client.get("/v1/feedback")).json()["data"]
+    item = next(i for i in stored if i["id"] == fb.json()["id"])
+    for field in ("correction", "comment"):  # redacted before it was stored: never served later
+        assert item[field] == "Write to [EMAIL], DNI [DNI]."
+    unknown = await client.post("/v1/feedback", json={"answer_id": "ans_nope", "comment": "x"})
+    assert unknown.status_code == 404
+
+
+def test_feedback_pii_policy_per_assistant(settings: Settings) -> None:
+    from acllm.errors import UserError
+    from acllm.service.routes_feedback import guarded
+
+    def policy(pii: str) -> Settings:
+        guards = settings.assistants["handbook"].guards
+        assert guards is not None
+        spec = settings.assistants["handbook"].model_copy(
+            update={"guards": guards.model_copy(update={"pii": pii})}
+        )
+        return settings.model_copy(update={"assistants": {"handbook": spec}})
+
+    assert (
+        guarded(policy("redact"), "handbook", "comment", PERSONAL) == "Write to [EMAIL], DNI [DNI]."
+    )
+    for kept in ("flag", "off"):
+        assert guarded(policy(kept), "handbook", "comment", PERSONAL) == PERSONAL
+    assert guarded(settings, "index:bicis", "comment", PERSONAL) == PERSONAL  # no guards: as is
+    assert (
+        guarded(policy("block"), "handbook", "comment", "Thanks, all clear.")
+        == "Thanks, all clear."
+    )
+    with pytest.raises(UserError, match=r"the correction carries personal data \(dni, email\)"):
+        guarded(policy("block"), "handbook", "correction", PERSONAL)
+    assert guarded(policy("block"), "handbook", "correction", None) is None
+
+
 def test_web_chat_shows_the_patterns() -> None:
     page = (ROOT / "src/acllm/service/web/index.html").read_text(encoding="utf-8")
     for hook in ("badge-", "redaction", "suggestions", "/sessions/", "FRIENDLY"):

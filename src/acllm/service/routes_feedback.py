@@ -1,8 +1,11 @@
 """Feedback on answers (thumbs, corrections, comments) and the web chat page that collects it.
 
 ``POST /v1/feedback`` names an ``answer_id`` the service returned, so the stored feedback always
-carries the answer's sources and config (see acllm.feedback). Listing feedback is for reviewers:
-it needs an admin key when auth is on.
+carries the answer's sources and config (see acllm.feedback). A correction or comment meets the
+PII policy of the answer's assistant, as its questions do: redacted before it is stored (an
+approved correction is served to every user who asks the same question), refused under "block",
+kept under "flag" or "off". Listing feedback is for reviewers: it needs an admin key when auth is
+on.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from acllm.config import Settings
 from acllm.errors import UserError
 from acllm.feedback import MAX_TEXT, FeedbackStore
+from acllm.guards import pii
 from acllm.review import ReviewQueue
-from acllm.service.routes_common import admit
+from acllm.service.routes_common import admit, state
 
 router = APIRouter()
 
@@ -39,16 +44,37 @@ def store(request: Request) -> FeedbackStore:
 @router.post("/v1/feedback", status_code=201, tags=["feedback"])
 async def add_feedback(body: FeedbackBody, request: Request) -> JSONResponse:
     principal = await admit(request, "feedback")
-    saved = await anyio.to_thread.run_sync(
-        lambda: store(request).add(
+    settings = state(request).settings
+
+    def save() -> Any:
+        feedback = store(request)
+        assistant = feedback.answer(body.answer_id)["assistant"]  # 404 for an unknown id
+        return feedback.add(
             body.answer_id,
             rating=body.rating,
-            correction=body.correction,
-            comment=body.comment,
+            correction=guarded(settings, assistant, "correction", body.correction),
+            comment=guarded(settings, assistant, "comment", body.comment),
             key_id=principal.key_id,
         )
-    )
+
+    saved = await anyio.to_thread.run_sync(save)
     return JSONResponse(saved.as_dict(), status_code=201)
+
+
+def guarded(settings: Settings, assistant: str, field: str, text: str | None) -> str | None:
+    """``text`` under the PII policy of ``assistant``'s input guards (none: as it is)."""
+    spec = settings.assistants.get(assistant)
+    guards = spec.guards if spec is not None else None
+    if text is None or guards is None or guards.pii in ("off", "flag"):
+        return text
+    redacted, found = pii.redact(text, set(guards.pii_kinds))
+    if found and guards.pii == "block":
+        kinds = ", ".join(sorted({f.kind for f in found}))
+        raise UserError(
+            f"the {field} carries personal data ({kinds}), which assistant {assistant!r} refuses",
+            hint=f"send the {field} again without it",
+        )
+    return redacted
 
 
 @router.get("/v1/feedback", tags=["feedback"])
