@@ -395,3 +395,33 @@ def test_registry_backend_builds_indexes(
     unset = backend.options.model_validate({"dsn": "", "password_env": "ACLLM_TEST_PG_PASSWORD"})
     with pytest.raises(ConfigError, match="ACLLM_TEST_PG_PASSWORD"):
         backend.build(unset, None)
+
+
+def test_ad_hoc_pg_indexes_are_listed_from_the_registry(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    from acllm import Runtime
+    from acllm.config import IndexSpec, Settings
+
+    schema = f"listing_{next(_names)}"
+    defaults = IndexSpec.model_validate(
+        {"backend": "pg", "embedder": "hash", "dsn": pg_server.conninfo, "schema": schema}
+    )
+    settings = Settings(data_dir=tmp_path, default_embedder="hash", index_defaults=defaults)
+    runtime = Runtime(settings)
+    try:
+        assert runtime.index_names() == []  # no registry yet: nothing, and nothing created
+        assert not catalog(pg_server, "SELECT 1 FROM pg_namespace WHERE nspname = %s", schema)
+        runtime.index("adhoc_b")
+        runtime.index("adhoc_a")
+    finally:
+        runtime.close()
+    fresh = Runtime(settings)  # read from the registry, not from what this process opened
+    try:
+        assert fresh.index_names() == ["adhoc_a", "adhoc_b"]
+        assert fresh.index_exists("adhoc_a") and not fresh.index_exists("nope")
+        for name in fresh.index_names():
+            fresh.index(name).drop()
+        assert fresh.index_names() == []
+    finally:
+        fresh.close()

@@ -238,3 +238,22 @@ def test_runtime_builds_one_file_per_index(tmp_path: Path) -> None:
         runtime.close()
     with pytest.raises(ValueError):
         SQLiteIndexOptions.model_validate({"folder": "x"})
+
+
+def test_ad_hoc_indexes_are_listed_where_the_defaults_put_them(tmp_path: Path) -> None:
+    moved = tmp_path / "moved"
+    defaults = IndexSpec.model_validate({"embedder": "hash", "dir": str(moved)})
+    settings = Settings(
+        data_dir=tmp_path / "data", default_embedder="hash", index_defaults=defaults
+    )
+    (tmp_path / "data" / "indexes").mkdir(parents=True)
+    (tmp_path / "data" / "indexes" / "stray.sqlite").touch()  # not where the defaults point
+    runtime = Runtime(settings)
+    runtime.index("adhoc")
+    runtime.close()
+    fresh = Runtime(settings)  # found on disk, not because this process opened it
+    try:
+        assert fresh.index_names() == ["adhoc"]
+        assert fresh.index_exists("adhoc") and not fresh.index_exists("stray")
+    finally:
+        fresh.close()

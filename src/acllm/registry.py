@@ -29,6 +29,8 @@ class Backend:
     options: type[BaseModel]
     build: Callable[[Any, Any], Any]  # (validated options, Runtime) -> backend instance
     summary: str = ""
+    # Index backends: (validated options, Runtime) -> the names of the indexes that exist there.
+    names: Callable[[Any, Any], list[str]] | None = None
 
 
 _BUILTINS: dict[tuple[Kind, str], str] = {

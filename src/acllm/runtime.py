@@ -125,9 +125,22 @@ class Runtime:
         return index
 
     def index_names(self) -> list[str]:
-        """Configured indexes plus those found in the default sqlite folder."""
-        found = {p.stem for p in (self.data_dir / "indexes").glob("*.sqlite")}
-        return sorted(found | set(self.settings.indexes))
+        """Configured indexes plus those the default backend holds (``acllm ingest --index NEW``
+        creates one there: a folder of SQLite files, or the PostgreSQL schema's registry)."""
+        spec = self.settings.index_defaults
+        backend = registry.get("index", spec.backend, key="index_defaults.backend")
+        found = set(self.settings.indexes)
+        if backend.names is not None:
+            found |= set(backend.names(backend.options.model_validate(spec.options()), self))
+        return sorted(found)
+
+    def index_exists(self, name: str) -> bool:
+        """Whether ``name`` is configured, open already or held by the default backend."""
+        return (
+            name in self.settings.indexes
+            or ("index", name) in self._built
+            or name in self.index_names()
+        )
 
     def assistant(self, name: str | None = None, *, index: str | None = None) -> Assistant:
         """A configured assistant, or an ad-hoc one with default options over ``index``."""

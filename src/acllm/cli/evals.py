@@ -138,7 +138,7 @@ def _make_dataset(args: argparse.Namespace, runtime: Any) -> int:
             "give the documents and their index",
             hint="acllm eval make-dataset examples/data --index bicis --out cases.jsonl",
         )
-    if args.index not in runtime.index_names():
+    if not runtime.index_exists(args.index):
         raise UserError(f"no index named '{args.index}'", hint="ingest the documents first")
     pending, _ = sources.from_path(Path(args.target))
     docs = [d for p in pending for d in p.read() if isinstance(d, Document)]

@@ -66,7 +66,7 @@ def _ask(args: argparse.Namespace) -> int:
     runtime = _runtime(args)
     if not args.assistant and not args.index:
         raise UserError("say which data to ask", hint="use --index NAME or --assistant NAME")
-    if args.index and args.index not in runtime.index_names():  # asking never creates one
+    if args.index and not runtime.index_exists(args.index):  # asking never creates one
         raise UserError(
             f"no index named '{args.index}'",
             hint=f"ingest data first: acllm ingest PATH --index {args.index}",
@@ -147,7 +147,7 @@ def _index(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise UserError(f"'acllm index {args.action}' needs an index name")
-    if args.name not in runtime.index_names():
+    if not runtime.index_exists(args.name):
         raise UserError(f"no index named '{args.name}'", hint="see acllm index list")
     index = runtime.index(args.name)
     if args.action == "show":

@@ -592,10 +592,39 @@ def build(options: PgOptions, runtime: Runtime) -> Callable[[str, int, str], PgI
     return open_index
 
 
+def names(options: PgOptions, runtime: Runtime) -> list[str]:
+    """The indexes in the schema's registry (none before the first index is created)."""
+    try:
+        from psycopg import sql
+    except ImportError as exc:
+        raise MissingExtraError("pg", "pg") from exc
+    conn = connect(
+        libpq_dsn(options.dsn),
+        redact_dsn(options.dsn) or "(libpq defaults: PGHOST, PGPORT, ...)",
+        password=password_from_env(options.dsn, options.password_env, ""),
+        connect_timeout=CONNECT_TIMEOUT_S,
+        application_name="acllm",
+        key="",
+    )
+    with conn:
+        exists = conn.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s"
+            " AND table_name = 'indexes'",
+            (options.schema_name,),
+        ).fetchone()
+        if exists is None:
+            return []
+        query = sql.SQL("SELECT name FROM {}.indexes ORDER BY name").format(
+            sql.Identifier(options.schema_name)
+        )
+        return [str(row[0]) for row in conn.execute(query)]
+
+
 BACKEND = Backend(
     "index",
     "pg",
     PgOptions,
     build,
     "PostgreSQL + pgvector (HNSW) + BM25 over full-text terms; needs acllm[pg]",
+    names=names,
 )

@@ -337,12 +337,22 @@ class SQLiteIndexOptions(BaseModel):
         )
 
 
+def folder(options: SQLiteIndexOptions, runtime: Runtime) -> Path:
+    return Path(options.dir).expanduser() if options.dir else runtime.data_dir / "indexes"
+
+
 def build(options: SQLiteIndexOptions, runtime: Runtime) -> Callable[[str, int, str], SQLiteIndex]:
-    folder = Path(options.dir).expanduser() if options.dir else runtime.data_dir / "indexes"
-    ann = options.hnsw()
+    where, ann = folder(options, runtime), options.hnsw()
     return lambda name, dim, embedder: SQLiteIndex(
-        folder / f"{name}.sqlite", name=name, dim=dim, embedder=embedder, ann=ann
+        where / f"{name}.sqlite", name=name, dim=dim, embedder=embedder, ann=ann
     )
 
 
-BACKEND = Backend("index", "sqlite", SQLiteIndexOptions, build, "one SQLite file per index")
+def names(options: SQLiteIndexOptions, runtime: Runtime) -> list[str]:
+    """The indexes in the folder: one ``NAME.sqlite`` file each."""
+    return sorted(p.stem for p in folder(options, runtime).glob("*.sqlite") if p.is_file())
+
+
+BACKEND = Backend(
+    "index", "sqlite", SQLiteIndexOptions, build, "one SQLite file per index", names=names
+)

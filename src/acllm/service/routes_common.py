@@ -89,7 +89,7 @@ class ServiceState:
         if name in self.settings.assistants:
             return self.runtime.pipeline(name)
         index = name.removeprefix("index:")
-        if name.startswith("index:") and index in self.runtime.index_names():
+        if name.startswith("index:") and self.runtime.index_exists(index):
             return self.runtime.pipeline(None, index=index)
         names = [*self.assistant_names(), *(f"index:{n}" for n in self.runtime.index_names())]
         raise NotFoundError(
