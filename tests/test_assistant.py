@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from acllm import FakeChatModel, HashEmbedder, Message
-from acllm.assist.assistant import REFUSALS, Assistant, AssistantOptions
+from acllm.assist.assistant import REFUSALS, Assistant, AssistantOptions, suggestions
 from acllm.assist.types import Answer
-from acllm.index.base import SourceWrite
+from acllm.index.base import Hit, SourceWrite
 from acllm.index.sqlite import SQLiteIndex
 from acllm.ingest.document import Chunk
 
@@ -161,3 +161,23 @@ async def test_named_assistant_is_built_from_the_config(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="invalid index name"):
         runtime.index("../etc")
     runtime.close()
+
+
+def test_suggestions_name_the_heading_stored_with_a_section_else_what_the_location_says() -> None:
+    def hit(source: str, location: str, **metadata: str) -> Hit:
+        return Hit(Chunk(f"c{source}{location}", "s", source, location, "text", metadata), 0.5, 1)
+
+    big = "Más de 100 € > Envíos"  # a heading that holds the path separator
+    hits = [
+        hit("tarifas.md", f"section Tarifas > {big}", heading=big),
+        hit("otra.md", "section Otra", heading=big.upper()),  # the same topic: named once
+        hit("guia.md", "section Guía > Horarios (2)"),  # indexed before headings were stored
+        hit("data/precios_2024.csv", "rows 1-4"),
+        hit("extra.md", "section Extra", heading="Extra"),  # past the limit of 3
+    ]
+    assert suggestions(hits, "es") == [
+        "¿Qué dicen los documentos sobre Más de 100 € > Envíos?",
+        "¿Qué dicen los documentos sobre Horarios?",
+        "¿Qué dicen los documentos sobre precios 2024?",
+    ]
+    assert suggestions(hits[:1], "en") == ["What do the documents say about Más de 100 € > Envíos?"]

@@ -80,6 +80,7 @@ def test_markdown_sections_by_heading_path(tmp_path: Path) -> None:
     assert pricing.text.startswith("Pricing\n\nCafé 3 €.")
     assert "# a comment, not a heading" in pricing.text
     assert pricing.metadata["section"] == "Intro > Pricing"
+    assert [d.metadata["heading"] for d in docs[1:4]] == ["Intro", "Pricing", "Details"]
     assert docs[0].text == "Preámbulo sin título."
 
 

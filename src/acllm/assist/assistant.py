@@ -256,17 +256,23 @@ def suggestions(hits: Sequence[Hit], code: str, limit: int = 3) -> list[str]:
     template = _SUGGEST.get(code, _SUGGEST["en"])
     topics: dict[str, None] = {}
     for hit in hits:
-        location = hit.chunk.location
-        if location.startswith("section "):  # Markdown/text: "section A > B (2)"
-            heading = re.sub(r"\s*\(\d+\)$", "", location.split(">")[-1].removeprefix("section "))
-        else:  # rows, records, pages: name the source ("precios.csv" -> "precios")
-            heading = re.sub(r"[_-]+", " ", hit.chunk.source.rsplit("/", 1)[-1].split(".")[0])
-        heading = heading.strip()
+        heading = _topic(hit)
         if heading and heading.casefold() not in {t.casefold() for t in topics}:
             topics[heading] = None
         if len(topics) == limit:
             break
     return [template.format(topic=t) for t in topics]
+
+
+def _topic(hit: Hit) -> str:
+    """What a passage is about: its section's heading, else its source's name."""
+    heading = hit.chunk.metadata.get("heading")
+    if isinstance(heading, str) and heading.strip():
+        return heading.strip()  # exact, even when it holds " > " or ends in "(2)"
+    location = hit.chunk.location
+    if location.startswith("section "):  # indexes built before headings were stored: "A > B (2)"
+        return re.sub(r"\s*\(\d+\)$", "", location.split(">")[-1].removeprefix("section ")).strip()
+    return re.sub(r"[_-]+", " ", hit.chunk.source.rsplit("/", 1)[-1].split(".")[0]).strip()
 
 
 def _sources_block(hits: Sequence[Hit]) -> str:

@@ -131,5 +131,6 @@ class Sections:
         if n > 1:  # two sections with the same path: citations must tell them apart
             location = f"{location} ({n})" if location else f"part {n}"
         text = f"{title}\n\n{body}" if title else body
-        meta = {**self.metadata, "section": path}
+        heading = self.path[-1][1] if self.path else ""
+        meta = {**self.metadata, "section": path, "heading": heading}
         return Document(text, self.source_id, self.source, location, "text", metadata=meta)
