@@ -28,7 +28,8 @@ twice per request, header models). This client does just what an OpenAI-compatib
 Failures are ``HTTPTimeout`` (a wait ran out), ``ConnectError`` (no connection), ``ProxyError``
 (the proxy refused the tunnel) and ``ProtocolError`` (reset, closed early or malformed); all are
 ``TransportError``. A proxy URL that cannot be used is ``UnsupportedProxy`` (a ValueError) when
-the pool is made.
+the pool is made. The response's wire format (head, body framing and decoding, the errors) is
+acllm.models.http1_wire.
 """
 
 from __future__ import annotations
@@ -37,78 +38,47 @@ import asyncio
 import contextlib
 import ssl
 import time
-import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
+from acllm.models.http1_wire import (
+    CRLF,
+    BodyReader,
+    ConnectError,
+    HTTPTimeout,
+    ProtocolError,
+    ProxyError,
+    Response,
+    TransportError,
+    check_headers,
+    parse_head,
+)
 from acllm.models.proxy import (
     Origin,
     Proxy,
     env_proxy,
 )
 
-_CRLF = b"\r\n"
+__all__ = [
+    "ConnectError",
+    "ConnectionPool",
+    "HTTPTimeout",
+    "ProtocolError",
+    "ProxyError",
+    "Response",
+    "StreamedResponse",
+    "TransportError",
+    "check_headers",
+]
+
 _HEAD_END = b"\r\n\r\n"
-_READ_SIZE = 65536
 _STREAM_LIMIT = 1 << 20  # longest response head or chunk-size line we accept (StreamReader limit)
-
-
-class TransportError(Exception):
-    """The exchange with the server failed below HTTP's status codes."""
-
-
-class HTTPTimeout(TransportError):
-    """A wait for the server ran out; ``phase`` is "connect", "write" or "read"."""
-
-    def __init__(self, phase: str, wait_s: float) -> None:
-        super().__init__(f"{phase} timed out after {wait_s:g} s")
-        self.phase = phase
-
-
-class ConnectError(TransportError):
-    """No connection: refused, unreachable, name not found, TLS handshake failed."""
-
-
-class ProtocolError(TransportError):
-    """The connection was reset or closed before the response ended, or the response is malformed."""
-
-
-class ProxyError(TransportError):
-    """The proxy would not open a tunnel: CONNECT answered with ``status`` (not 2xx)."""
-
-    def __init__(self, proxy: Proxy, status: int, reason: str) -> None:
-        super().__init__(
-            f"proxy {proxy.display}{proxy.from_where} answered CONNECT with HTTP {status} {reason}"
-        )
-        self.proxy = proxy
-        self.status = status
 
 
 class _Stale(Exception):
     """A reused connection turned out closed before any byte of the response: send again."""
-
-
-@dataclass(slots=True)
-class Response:
-    """A response; ``body`` is filled by ``pool.request`` (a stream's body is read from it)."""
-
-    status: int
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    body: bytes = b""
-    version: str = "HTTP/1.1"
-
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-
-def check_headers(headers: Mapping[str, str]) -> None:
-    """ValueError for a header name or value that would break the request's framing."""
-    for name, value in headers.items():
-        if not name or any(c in name for c in ":\r\n \t") or "\r" in value or "\n" in value:
-            raise ValueError(f"invalid HTTP header {name!r}")
 
 
 # --- one connection ------------------------------------------------------------------------------
@@ -281,9 +251,9 @@ class ConnectionPool:
                 raise ConnectionResetError("the proxy closed the connection on CONNECT") from exc
             except asyncio.LimitOverrunError as exc:
                 raise ProtocolError("the proxy's answer to CONNECT is too long") from exc
-            response = _parse_head(head)
+            response = parse_head(head)
             if not 200 <= response.status < 300:
-                reason = head.split(_CRLF, 1)[0].split(b" ", 2)[2:]
+                reason = head.split(CRLF, 1)[0].split(b" ", 2)[2:]
                 raise ProxyError(proxy, response.status, b"".join(reason).decode("latin-1"))
             await writer.start_tls(self._ssl, server_hostname=self.origin.host)
         except BaseException:
@@ -338,7 +308,7 @@ class ConnectionPool:
                         head = await reader.readuntil(_HEAD_END)
                 except TimeoutError:
                     raise HTTPTimeout("read", wait_s) from None
-                response = _parse_head(head)
+                response = parse_head(head)
                 if not 100 <= response.status < 200 or response.status == 101:
                     return response
                 conn.reused = False  # an interim answer (100 Continue): bytes arrived
@@ -388,7 +358,7 @@ class ConnectionPool:
         )
         reusable = False
         try:
-            body_reader = _BodyReader(conn, response, method, wait_s)
+            body_reader = BodyReader(conn.reader, response, method, wait_s)
             response.body = await body_reader.read_all()
             reusable = body_reader.reusable
         finally:
@@ -420,7 +390,7 @@ class StreamedResponse:
         self._method = method
         self._wait_s = wait_s
         self._conn: _Connection | None = None
-        self._body: _BodyReader | None = None
+        self._body: BodyReader | None = None
         self.status = 0
         self.headers: dict[str, str] = {}
 
@@ -429,7 +399,7 @@ class StreamedResponse:
         self._conn = conn
         self.status, self.headers = response.status, response.headers
         try:
-            self._body = _BodyReader(conn, response, self._method, self._wait_s)
+            self._body = BodyReader(conn.reader, response, self._method, self._wait_s)
         except BaseException:
             self._finish(False)
             raise
@@ -445,7 +415,7 @@ class StreamedResponse:
         if conn is not None:
             self._pool._release(conn, reusable)
 
-    def _reader(self) -> _BodyReader:
+    def _reader(self) -> BodyReader:
         if self._body is None or self._conn is None:
             raise RuntimeError("the response is not open")
         return self._body
@@ -481,192 +451,3 @@ class StreamedResponse:
                 yield line.decode("utf-8", errors="replace")
         if pending.rstrip(b"\r"):
             yield pending.rstrip(b"\r").decode("utf-8", errors="replace")
-
-
-# --- bodies --------------------------------------------------------------------------------------
-
-
-class _BodyReader:
-    """Reads one response body as it is framed; ``reusable`` once it ended cleanly on a
-    connection both sides keep alive."""
-
-    __slots__ = ("_decoder", "_done", "_keep", "_left", "_mode", "_reader", "_wait_s", "reusable")
-
-    def __init__(self, conn: _Connection, response: Response, method: str, wait_s: float) -> None:
-        self._reader = conn.reader
-        self._wait_s = wait_s
-        self.reusable = False
-        headers = response.headers
-        self._keep = _keep_alive(response)
-        self._decoder = _decoder(headers.get("content-encoding"))
-        self._left = 0
-        self._done = False
-        status = response.status
-        if method == "HEAD" or status in (204, 304):
-            self._mode = "none"
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            self._mode = "chunked"
-        elif (length := headers.get("content-length")) is not None:
-            try:
-                self._left = int(length)
-            except ValueError:
-                raise ProtocolError(f"bad Content-Length {length!r}") from None
-            if self._left < 0:
-                raise ProtocolError(f"bad Content-Length {length!r}")
-            self._mode = "length"
-        else:
-            self._mode = "close"  # the body runs to the end of the connection
-            self._keep = False
-        if self._mode == "none" or (self._mode == "length" and self._left == 0):
-            self._end()
-
-    def _end(self) -> None:
-        self._done = True
-        self.reusable = self._keep
-
-    async def read_all(self) -> bytes:
-        if self._mode == "length" and not self._done and self._decoder is None:
-            data = await self._exactly(self._left)
-            self._end()
-            return data
-        parts = []
-        while chunk := await self.read_some():
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def read_some(self) -> bytes:
-        """The next piece of the (decoded) body; b"" at its end."""
-        while not self._done:
-            data = await self._next_raw()
-            if self._decoder is not None:
-                data = self._decoder.decompress(data)
-                if self._done:
-                    data += self._decoder.flush()
-            if data:
-                return data
-        return b""
-
-    async def _next_raw(self) -> bytes:
-        mode = self._mode
-        if mode == "length":
-            data = await self._some(min(self._left, _READ_SIZE))
-            if not data:
-                raise ProtocolError("the server closed the connection in the middle of the body")
-            self._left -= len(data)
-            if self._left == 0:
-                self._end()
-            return data
-        if mode == "chunked":
-            if self._left == 0:
-                size_line = await self._line()
-                try:
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size {size_line[:40]!r}") from None
-                if size == 0:
-                    while await self._line():  # trailers, up to the empty line
-                        pass
-                    self._end()
-                    return b""
-                self._left = size
-            data = await self._some(min(self._left, _READ_SIZE))
-            if not data:
-                raise ProtocolError("the server closed the connection in the middle of the body")
-            self._left -= len(data)
-            if self._left == 0 and await self._exactly(2) != _CRLF:
-                raise ProtocolError("chunk not followed by CRLF")
-            return data
-        # "close": everything up to the end of the connection
-        data = await self._some(_READ_SIZE)
-        if not data:
-            self._done = True  # never reusable
-        return data
-
-    async def _some(self, n: int) -> bytes:
-        try:
-            async with asyncio.timeout(self._wait_s):
-                return await self._reader.read(n)
-        except TimeoutError:
-            raise HTTPTimeout("read", self._wait_s) from None
-        except OSError as exc:
-            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
-
-    async def _exactly(self, n: int) -> bytes:
-        try:
-            async with asyncio.timeout(self._wait_s):
-                return await self._reader.readexactly(n)
-        except TimeoutError:
-            raise HTTPTimeout("read", self._wait_s) from None
-        except asyncio.IncompleteReadError as exc:
-            raise ProtocolError(
-                "the server closed the connection in the middle of the body"
-            ) from exc
-        except OSError as exc:
-            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
-
-    async def _line(self) -> bytes:
-        try:
-            async with asyncio.timeout(self._wait_s):
-                line = await self._reader.readuntil(_CRLF)
-        except TimeoutError:
-            raise HTTPTimeout("read", self._wait_s) from None
-        except asyncio.IncompleteReadError as exc:
-            raise ProtocolError(
-                "the server closed the connection in the middle of the body"
-            ) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise ProtocolError("chunk header too long") from exc
-        except OSError as exc:
-            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
-        return line[:-2]
-
-
-def _parse_head(head: bytes) -> Response:
-    lines = head[:-4].split(_CRLF)
-    status_line = lines[0]
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise ProtocolError(f"not an HTTP/1.x response: {status_line[:80]!r}")
-    headers: dict[str, str] = {}
-    for raw in lines[1:]:
-        name, sep, value = raw.partition(b":")
-        if not sep:
-            raise ProtocolError(f"malformed header line {raw[:80]!r}")
-        key = name.strip().lower().decode("latin-1")
-        val = value.strip().decode("latin-1")
-        headers[key] = f"{headers[key]}, {val}" if key in headers else val
-    return Response(int(parts[1]), headers, version=parts[0].decode("latin-1"))
-
-
-def _keep_alive(response: Response) -> bool:
-    connection = response.headers.get("connection", "").lower()
-    if response.version == "HTTP/1.0":
-        return "keep-alive" in connection
-    return "close" not in connection
-
-
-class _Decoder:
-    """gzip or deflate, decoded as the body arrives."""
-
-    def __init__(self, wbits: int) -> None:
-        self._obj = zlib.decompressobj(wbits)
-
-    def decompress(self, data: bytes) -> bytes:
-        try:
-            return self._obj.decompress(data)
-        except zlib.error as exc:
-            raise ProtocolError(f"cannot decode the body: {exc}") from exc
-
-    def flush(self) -> bytes:
-        return self._obj.flush()
-
-
-def _decoder(encoding: str | None) -> _Decoder | None:
-    if not encoding or encoding.lower() == "identity":
-        return None
-    name = encoding.lower().strip()
-    if name in ("gzip", "x-gzip"):
-        return _Decoder(16 + zlib.MAX_WBITS)
-    if name == "deflate":
-        return _Decoder(zlib.MAX_WBITS)
-    raise ProtocolError(f"unsupported Content-Encoding {encoding!r}")
