@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 
 from acllm.models.proxy import Proxy
@@ -165,31 +165,19 @@ class BodyReader:
         return data
 
     async def _some(self, n: int) -> bytes:
-        try:
-            async with asyncio.timeout(self._wait_s):
-                return await self._reader.read(n)
-        except TimeoutError:
-            raise HTTPTimeout("read", self._wait_s) from None
-        except OSError as exc:
-            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
+        return await self._wait(self._reader.read(n))
 
     async def _exactly(self, n: int) -> bytes:
-        try:
-            async with asyncio.timeout(self._wait_s):
-                return await self._reader.readexactly(n)
-        except TimeoutError:
-            raise HTTPTimeout("read", self._wait_s) from None
-        except asyncio.IncompleteReadError as exc:
-            raise ProtocolError(
-                "the server closed the connection in the middle of the body"
-            ) from exc
-        except OSError as exc:
-            raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
+        return await self._wait(self._reader.readexactly(n))
 
     async def _line(self) -> bytes:
+        return (await self._wait(self._reader.readuntil(CRLF)))[:-2]
+
+    async def _wait(self, read: Awaitable[bytes]) -> bytes:
+        """``read`` within the call's wait, its failures as TransportErrors."""
         try:
             async with asyncio.timeout(self._wait_s):
-                line = await self._reader.readuntil(CRLF)
+                return await read
         except TimeoutError:
             raise HTTPTimeout("read", self._wait_s) from None
         except asyncio.IncompleteReadError as exc:
@@ -200,7 +188,6 @@ class BodyReader:
             raise ProtocolError("chunk header too long") from exc
         except OSError as exc:
             raise ProtocolError(f"connection failed: {exc or type(exc).__name__}") from exc
-        return line[:-2]
 
 
 def parse_head(head: bytes) -> Response:
