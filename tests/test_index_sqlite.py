@@ -241,19 +241,29 @@ def test_runtime_builds_one_file_per_index(tmp_path: Path) -> None:
 
 
 def test_ad_hoc_indexes_are_listed_where_the_defaults_put_them(tmp_path: Path) -> None:
-    moved = tmp_path / "moved"
-    defaults = IndexSpec.model_validate({"embedder": "hash", "dir": str(moved)})
+    shared = tmp_path / "shared"  # the defaults' folder holds other SQLite files too
+    defaults = IndexSpec.model_validate({"embedder": "hash", "dir": str(shared)})
     settings = Settings(
         data_dir=tmp_path / "data", default_embedder="hash", index_defaults=defaults
     )
     (tmp_path / "data" / "indexes").mkdir(parents=True)
-    (tmp_path / "data" / "indexes" / "stray.sqlite").touch()  # not where the defaults point
+    away = tmp_path / "data" / "indexes" / "elsewhere.sqlite"  # not where the defaults point
+    SQLiteIndex(away, name="elsewhere", dim=DIM, embedder="hash").close()
+    shared.mkdir()
+    with sqlite3.connect(shared / "feedback.sqlite") as other:  # somebody else's database
+        other.execute("CREATE TABLE answers (id TEXT)")
+    (shared / "notes.sqlite").write_bytes(b"not a database at all")
+    bad = shared / "Bad Name.sqlite"  # an index, but under a name index() refuses
+    SQLiteIndex(bad, name="Bad Name", dim=DIM, embedder="hash").close()
+    before = {p.name: p.read_bytes() for p in shared.iterdir()}
     runtime = Runtime(settings)
     runtime.index("adhoc")
     runtime.close()
     fresh = Runtime(settings)  # found on disk, not because this process opened it
     try:
         assert fresh.index_names() == ["adhoc"]
-        assert fresh.index_exists("adhoc") and not fresh.index_exists("stray")
+        assert fresh.index_exists("adhoc")
+        assert not any(fresh.index_exists(n) for n in ("elsewhere", "feedback", "notes"))
     finally:
         fresh.close()
+    assert {n: (shared / n).read_bytes() for n in before} == before  # read, never written

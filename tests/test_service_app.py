@@ -534,6 +534,20 @@ async def test_ingest_job_reports_progress_and_per_file_errors(
     assert resp.json()["citations"][0]["source"] == "notes.txt"
 
 
+async def test_an_index_dropped_by_another_process_is_no_longer_an_assistant(
+    client: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "gone.txt").write_text("The shop opens at nine.\n")
+    resp = await client.post("/v1/indexes/gone/ingest", json={"path": str(tmp_path)})
+    assert (await wait_for_job(client, resp.json()["id"]))["state"] == "done"
+    ask = {"question": "When does the shop open?"}
+    assert (await client.post("/v1/assistants/index:gone/ask", json=ask)).status_code == 200
+    for path in (settings.data_dir / "indexes").glob("gone.sqlite*"):  # `acllm index drop gone`
+        path.unlink()
+    resp = await client.post("/v1/assistants/index:gone/ask", json=ask)
+    assert resp.status_code == 404 and "index:bicis" in resp.json()["error"]["hint"]
+
+
 async def test_ingest_from_a_database_url(client: httpx.AsyncClient) -> None:
     url = f"sqlite:///{ROOT / 'examples' / 'data' / 'tiendas.db'}"
     resp = await client.post("/v1/indexes/tiendas/ingest", json={"path": url, "table": "tiendas"})

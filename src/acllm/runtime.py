@@ -131,16 +131,14 @@ class Runtime:
         backend = registry.get("index", spec.backend, key="index_defaults.backend")
         found = set(self.settings.indexes)
         if backend.names is not None:
-            found |= set(backend.names(backend.options.model_validate(spec.options()), self))
+            held = backend.names(backend.options.model_validate(spec.options()), self)
+            found |= {n for n in held if _INDEX_NAME.fullmatch(n)}  # only names index() opens
         return sorted(found)
 
     def index_exists(self, name: str) -> bool:
-        """Whether ``name`` is configured, open already or held by the default backend."""
-        return (
-            name in self.settings.indexes
-            or ("index", name) in self._built
-            or name in self.index_names()
-        )
+        """Whether ``name`` is configured or held by the default backend now (an index dropped
+        by another process is gone, even if this one still has it open)."""
+        return name in self.settings.indexes or name in self.index_names()
 
     def assistant(self, name: str | None = None, *, index: str | None = None) -> Assistant:
         """A configured assistant, or an ad-hoc one with default options over ``index``."""

@@ -595,6 +595,7 @@ def build(options: PgOptions, runtime: Runtime) -> Callable[[str, int, str], PgI
 def names(options: PgOptions, runtime: Runtime) -> list[str]:
     """The indexes in the schema's registry (none before the first index is created)."""
     try:
+        import psycopg
         from psycopg import sql
     except ImportError as exc:
         raise MissingExtraError("pg", "pg") from exc
@@ -606,18 +607,24 @@ def names(options: PgOptions, runtime: Runtime) -> list[str]:
         application_name="acllm",
         key="",
     )
+    registry = sql.SQL("{}.{}").format(
+        sql.Identifier(options.schema_name), sql.Identifier("indexes")
+    )
     with conn:
-        exists = conn.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s"
-            " AND table_name = 'indexes'",
-            (options.schema_name,),
-        ).fetchone()
-        if exists is None:
-            return []
-        query = sql.SQL("SELECT name FROM {}.indexes ORDER BY name").format(
-            sql.Identifier(options.schema_name)
-        )
-        return [str(row[0]) for row in conn.execute(query)]
+        try:
+            found = conn.execute(
+                sql.SQL("SELECT to_regclass(%s)"), (registry.as_string(conn),)
+            ).fetchone()
+            if found is None or found[0] is None:
+                return []  # no index was ever created in this schema
+            query = sql.SQL("SELECT name FROM {} ORDER BY name").format(registry)
+            return [str(row[0]) for row in conn.execute(query)]
+        except psycopg.Error as exc:
+            raise ServiceError(
+                f"cannot list the indexes in PostgreSQL schema {options.schema_name!r}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+                hint="the role needs USAGE on the schema and SELECT on its indexes table",
+            ) from exc
 
 
 BACKEND = Backend(

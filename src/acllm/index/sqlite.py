@@ -349,8 +349,24 @@ def build(options: SQLiteIndexOptions, runtime: Runtime) -> Callable[[str, int, 
 
 
 def names(options: SQLiteIndexOptions, runtime: Runtime) -> list[str]:
-    """The indexes in the folder: one ``NAME.sqlite`` file each."""
-    return sorted(p.stem for p in folder(options, runtime).glob("*.sqlite") if p.is_file())
+    """The indexes in the folder: ``NAME.sqlite`` files that hold an acllm index named NAME (other
+    SQLite files a shared folder holds are left out)."""
+    return sorted(p.stem for p in folder(options, runtime).glob("*.sqlite") if _holds_index(p))
+
+
+def _holds_index(path: Path) -> bool:
+    """Read-only: nothing is created, written or migrated in a file that is not ours."""
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == path.stem
 
 
 BACKEND = Backend(

@@ -80,7 +80,7 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
     texts = [body.question, *(t.content for t in body.history)]
     principal = await admit(request, "ask", name, tokens=estimate_tokens(*texts))
     headers = conversation_headers(request)
-    assistant = svc.assistant(name)
+    assistant = await svc.assistant(name)
     history = [Message(t.role, t.content) for t in body.history]
     session = body.session or request.headers.get(CONVERSATION_HEADER)
     items = assistant.stream(
@@ -108,7 +108,7 @@ async def ask(name: str, body: AskBody, request: Request, svc: Svc) -> JSONRespo
 async def forget_session(name: str, session: str, request: Request, svc: Svc) -> dict[str, Any]:
     """Delete what the assistant's memory keeps of a conversation (a user's request)."""
     await admit(request, "ask", name)
-    memory = svc.assistant(name).memory
+    memory = (await svc.assistant(name)).memory
     if memory is None:
         raise UserError(
             f"assistant '{name}' keeps no memory", hint="set [assistants.NAME.memory] enabled"

@@ -203,7 +203,7 @@ async def chat_completions(
         if messages[-1].role != "user":
             raise UserError("the last message must be the user's question")
         history = [m for m in messages[:-1] if m.role != "system"]
-        assistant = svc.assistant(body.model)
+        assistant = await svc.assistant(body.model)
         items = assistant.stream(
             messages[-1].content,
             history,
