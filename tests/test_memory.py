@@ -305,6 +305,9 @@ def test_a_stale_value_leaves_first_and_only_when_room_runs_out() -> None:
 def test_only_the_same_wording_about_the_same_thing_is_stale() -> None:
     assert stale(_facts("assistant: El envío a Bilbao tarda 10 días.", "assistant: El envío a Granada tarda 4 días.",
                         "assistant: El envío a Bilbao tarda 7 días.")) == [True, False, False]  # fmt: skip
+    same_value = _facts("assistant: El envío a Bilbao tarda 7 días.", "assistant: El envío a Granada tarda 7 días.",
+                        "user: My order 123 arrives on Monday.", "user: My order 456 arrives on Monday.")  # fmt: skip
+    assert stale(same_value) == [False] * 4  # a shared value is not a shared subject
     different = _facts("user: Mi código postal es 25004.", "user: Mi hermana vive en Bilbao.",
                        "user: Vivo en Sevilla.", "user: My order number is 48213.")  # fmt: skip
     assert stale(different) == [False] * 4

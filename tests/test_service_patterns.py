@@ -172,6 +172,24 @@ async def test_personal_data_in_feedback_meets_the_assistants_pii_policy(
     assert unknown.status_code == 404
 
 
+async def test_feedback_with_personal_data_is_refused_under_block(settings: Settings) -> None:
+    guards = settings.assistants["handbook"].guards
+    assert guards is not None
+    spec = settings.assistants["handbook"].model_copy(
+        update={"guards": guards.model_copy(update={"pii": "block"})}
+    )
+    blocking = settings.model_copy(update={"assistants": {**settings.assistants, "handbook": spec}})
+    async for client in open_client(create_app(blocking)):
+        answer = await ask(client, "How many days of paid leave do I get?", cache=False)
+        body = {"answer_id": answer["answer_id"], "rating": -1}
+        refused = await client.post("/v1/feedback", json={**body, "comment": PERSONAL})
+        assert refused.status_code == 400
+        assert "comment carries personal data (dni, email)" in refused.json()["error"]["message"]
+        assert (await client.post("/v1/feedback", json=body)).status_code == 201  # without it
+        stored = (await client.get("/v1/feedback")).json()["data"]
+        assert not any(PERSONAL in (i["comment"] or "") for i in stored)
+
+
 def test_feedback_pii_policy_per_assistant(settings: Settings) -> None:
     from acllm.errors import UserError
     from acllm.service.routes_feedback import guarded

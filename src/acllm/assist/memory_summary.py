@@ -17,7 +17,6 @@ the model the context is sent to.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -141,7 +140,6 @@ def _key(text: str) -> str:
 _TOKEN = re.compile(r"\S+@\S+\.\w+|\w+")
 
 
-@functools.lru_cache(maxsize=4096)  # a summary's lines are re-read at every fold
 def shape(text: str) -> tuple[str, tuple[str, ...]] | None:
     """A fact line's wording with its values (numbers, names, emails) as slots, and those values.
 
@@ -164,10 +162,11 @@ def shape(text: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 def _replaces(newer: tuple[str, ...], older: tuple[str, ...]) -> bool:
-    """Values of two facts worded alike: one slot, or several of which one keeps its value (it
-    names the same thing: "El envío a Bilbao tarda 7 días" replaces "... a Bilbao tarda 10 días",
-    not "... a Granada ...")."""
-    return len(newer) == 1 or any(a == b for a, b in zip(newer, older, strict=True))
+    """Values of two facts worded alike: one slot, or several whose first (what the line is
+    about) is the same: "El envío a Bilbao tarda 7 días" replaces "... a Bilbao tarda 10 días",
+    while "... a Granada tarda 10 días" and "My order 456 arrives on Monday" after "My order 123
+    arrives on Monday" are other things."""
+    return len(newer) == 1 or newer[0] == older[0]
 
 
 def stale(facts: Sequence[Fact]) -> list[bool]:
