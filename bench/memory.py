@@ -109,8 +109,8 @@ async def conversation(model: Any, settings: Any, kv_path: Path) -> dict[str, An
                     **postcodes_seen(ctx, postcode),
                 }
             )
-            if user.startswith("Mi código postal es"):
-                postcode = POSTCODE.search(user).group()  # type: ignore[union-attr]
+            if stated := POSTCODE.search(user):  # only the postcode turn says one
+                postcode = stated.group()
             contexts[n] = ctx
             history += [question, Message("assistant", answer)]
             start = time.perf_counter()

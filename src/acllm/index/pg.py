@@ -115,7 +115,7 @@ class PgIndex:
         self.tables = table_prefix(name)
         self._register_vector = register_vector
         self._dsn = libpq_dsn(dsn)
-        self._where = redact_dsn(dsn) or "(libpq defaults: PGHOST, PGPORT, ...)"
+        self._where = _where(dsn)
         self._password = password
         self._lock = threading.Lock()
         self._iterative = False  # pgvector >= 0.8: iterative index scans
@@ -134,15 +134,7 @@ class PgIndex:
     # -- connecting ------------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] = connect(
-            self._dsn,
-            self._where,
-            password=self._password,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            application_name="acllm",
-            key="",
-        )
-        return conn
+        return _connect(self._dsn, self._where, self._password)
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         """Check pgvector, create the schema, registry and this index's tables; check the build."""
@@ -564,6 +556,23 @@ class PgIndex:
         self.close()
 
 
+def _where(dsn: str) -> str:
+    """The DSN as errors show it: no password."""
+    return redact_dsn(dsn) or "(libpq defaults: PGHOST, PGPORT, ...)"
+
+
+def _connect(dsn: str, where: str, password: str | None) -> psycopg.Connection[Any]:
+    conn: psycopg.Connection[Any] = connect(
+        dsn,
+        where,
+        password=password,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        application_name="acllm",
+        key="",
+    )
+    return conn
+
+
 # -- registry ----------------------------------------------------------------------------------
 
 
@@ -599,14 +608,9 @@ def names(options: PgOptions, runtime: Runtime) -> list[str]:
         from psycopg import sql
     except ImportError as exc:
         raise MissingExtraError("pg", "pg") from exc
-    conn = connect(
-        libpq_dsn(options.dsn),
-        redact_dsn(options.dsn) or "(libpq defaults: PGHOST, PGPORT, ...)",
-        password=password_from_env(options.dsn, options.password_env, ""),
-        connect_timeout=CONNECT_TIMEOUT_S,
-        application_name="acllm",
-        key="",
-    )
+    where = _where(options.dsn)
+    password = password_from_env(options.dsn, options.password_env, "")
+    conn = _connect(libpq_dsn(options.dsn), where, password)
     registry = sql.SQL("{}.{}").format(
         sql.Identifier(options.schema_name), sql.Identifier("indexes")
     )
@@ -621,8 +625,8 @@ def names(options: PgOptions, runtime: Runtime) -> list[str]:
             return [str(row[0]) for row in conn.execute(query)]
         except psycopg.Error as exc:
             raise ServiceError(
-                f"cannot list the indexes in PostgreSQL schema {options.schema_name!r}: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+                f"cannot list the indexes of schema {options.schema_name!r} at {where}: "
+                f"PostgreSQL failed: {exc}",
                 hint="the role needs USAGE on the schema and SELECT on its indexes table",
             ) from exc
 

@@ -88,17 +88,17 @@ class ServiceState:
         """The named assistant with its patterns (guards, cache, memory, reviewed overrides)."""
         if name in self.settings.assistants:
             return self.runtime.pipeline(name)
-        index = name.removeprefix("index:")
-        # Listing indexes may ask PostgreSQL: off the event loop. A failure there is this
-        # request's (a 5xx naming the database), not a 404.
-        if name.startswith("index:") and await anyio.to_thread.run_sync(
-            self.runtime.index_exists, index
-        ):
-            return self.runtime.pipeline(None, index=index)
-        try:
-            indexes = await anyio.to_thread.run_sync(self.runtime.index_names)
-        except AcllmError:
-            indexes = list(self.settings.indexes)  # the hint is a courtesy: still a 404
+        # Listing indexes may ask PostgreSQL: off the event loop, and once.
+        if name.startswith("index:"):
+            index = name.removeprefix("index:")
+            indexes = await anyio.to_thread.run_sync(self.runtime.index_names)  # fails: a 5xx
+            if index in indexes:
+                return self.runtime.pipeline(None, index=index)
+        else:
+            try:
+                indexes = await anyio.to_thread.run_sync(self.runtime.index_names)
+            except AcllmError:
+                indexes = list(self.settings.indexes)  # the hint is a courtesy: still a 404
         names = [*self.assistant_names(), *(f"index:{n}" for n in indexes)]
         raise NotFoundError(
             f"no assistant named '{name}'", hint=f"assistants: {', '.join(names) or 'none'}"
